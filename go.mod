@@ -1,0 +1,3 @@
+module github.com/switchboard-hub/switchboard
+
+go 1.26.8
