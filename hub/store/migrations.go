@@ -1,0 +1,140 @@
+package store
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/migrate"
+)
+
+// migrations is the ordered schema history. Append; never edit a
+// migration that has shipped.
+func migrations() *migrate.Migrations {
+	m := migrate.NewMigrations()
+	add(m, "20261203000001", "initial", upInitial, downInitial)
+	return m
+}
+
+func add(m *migrate.Migrations, name, comment string, up, down migrate.MigrationFunc) {
+	m.Add(migrate.Migration{
+		Name:    name,
+		Comment: comment,
+		Up:      func(ctx context.Context, mg *migrate.Migrator, _ *migrate.Migration) error { return up(ctx, mg.DB()) },
+		Down:    func(ctx context.Context, mg *migrate.Migrator, _ *migrate.Migration) error { return down(ctx, mg.DB()) },
+	})
+}
+
+// initialModels are created by the first migration, in dependency order.
+var initialModels = []any{
+	(*Instance)(nil), (*Channel)(nil), (*Contact)(nil), (*Identity)(nil),
+	(*Team)(nil), (*Agent)(nil), (*AgentTeam)(nil), (*APIKey)(nil),
+	(*Ticket)(nil), (*Message)(nil), (*Attachment)(nil), (*OutboxItem)(nil),
+	(*Change)(nil),
+}
+
+var initialIndexes = []string{
+	// One open conversation per thread key (live chat: two tabs racing to
+	// start a session get the same ticket; case C23).
+	`CREATE UNIQUE INDEX tickets_open_thread ON tickets (channel_id, thread_key) WHERE thread_key <> '' AND status <> 'closed'`,
+	`CREATE INDEX tickets_instance_status ON tickets (instance_id, status, last_message_at)`,
+	`CREATE INDEX tickets_assignee ON tickets (instance_id, assignee_id)`,
+	// Nothing stored twice: inbound dedup on (channel, external id),
+	// outbound on (channel, idempotency key).
+	`CREATE UNIQUE INDEX messages_dedup ON messages (channel_id, dedup_key)`,
+	`CREATE INDEX messages_ticket ON messages (ticket_id, id)`,
+	`CREATE INDEX messages_external ON messages (channel_id, external_id)`,
+	`CREATE INDEX attachments_message ON attachments (message_id)`,
+	`CREATE INDEX outbox_due ON outbox (state, next_attempt_at)`,
+	`CREATE INDEX changes_feed ON changes (instance_id, id)`,
+	`CREATE INDEX identities_contact ON contact_identities (contact_id)`,
+	`CREATE INDEX channels_instance ON channels (instance_id)`,
+}
+
+func upInitial(ctx context.Context, db *bun.DB) error {
+	return db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		for _, m := range initialModels {
+			if _, err := tx.NewCreateTable().Model(m).Exec(ctx); err != nil {
+				return fmt.Errorf("create table for %T: %w", m, err)
+			}
+		}
+		for _, q := range initialIndexes {
+			if _, err := tx.ExecContext(ctx, q); err != nil {
+				return fmt.Errorf("%s: %w", q, err)
+			}
+		}
+		return nil
+	})
+}
+
+func downInitial(ctx context.Context, db *bun.DB) error {
+	return db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		for i := len(initialModels) - 1; i >= 0; i-- {
+			if _, err := tx.NewDropTable().Model(initialModels[i]).IfExists().Exec(ctx); err != nil {
+				return fmt.Errorf("drop table for %T: %w", initialModels[i], err)
+			}
+		}
+		return nil
+	})
+}
+
+// migrationLockKey is the Postgres advisory lock that serializes
+// migrations between nodes starting at once.
+const migrationLockKey = 7_461_238_001
+
+// Migrate brings the schema up to date. Safe to run on every start and
+// from several nodes at once: on Postgres an advisory lock (released by the
+// server if the process dies, unlike a lock row) serializes them.
+func (s *Store) Migrate(ctx context.Context) error {
+	if s.pg {
+		conn, err := s.DB.Conn(ctx)
+		if err != nil {
+			return fmt.Errorf("migration lock: %w", err)
+		}
+		defer conn.Close()
+		if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock(?)", migrationLockKey); err != nil {
+			return fmt.Errorf("migration lock: %w", err)
+		}
+		defer conn.ExecContext(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock(?)", migrationLockKey) //nolint:errcheck
+	}
+	mg := migrate.NewMigrator(s.DB, migrations())
+	if err := mg.Init(ctx); err != nil {
+		return fmt.Errorf("init migrations: %w", err)
+	}
+	if _, err := mg.Migrate(ctx); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	return nil
+}
+
+// Rollback undoes the last migration group (tests and operators).
+func (s *Store) Rollback(ctx context.Context) error {
+	mg := migrate.NewMigrator(s.DB, migrations())
+	if err := mg.Init(ctx); err != nil {
+		return fmt.Errorf("init migrations: %w", err)
+	}
+	if _, err := mg.Rollback(ctx); err != nil {
+		return fmt.Errorf("rollback: %w", err)
+	}
+	return nil
+}
+
+// MigrationStatus lists applied and pending migrations.
+func (s *Store) MigrationStatus(ctx context.Context) (applied, pending []string, err error) {
+	mg := migrate.NewMigrator(s.DB, migrations())
+	if err := mg.Init(ctx); err != nil {
+		return nil, nil, fmt.Errorf("init migrations: %w", err)
+	}
+	ms, err := mg.MigrationsWithStatus(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, m := range ms {
+		if m.IsApplied() {
+			applied = append(applied, m.Name)
+		} else {
+			pending = append(pending, m.Name)
+		}
+	}
+	return applied, pending, nil
+}

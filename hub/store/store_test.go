@@ -1,0 +1,224 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/switchboard-hub/switchboard/hub/store"
+	"github.com/switchboard-hub/switchboard/internal/testenv"
+)
+
+// open runs fn against a migrated store on every dialect (SQLite always,
+// Postgres when reachable): one test list, every database.
+func open(t *testing.T, fn func(t *testing.T, s *store.Store)) {
+	testenv.Databases(t, func(t *testing.T, dsn string) {
+		ctx := context.Background()
+		s, err := store.Open(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		if err := s.Migrate(ctx); err != nil {
+			t.Fatal(err)
+		}
+		fn(t, s)
+	})
+}
+
+func seed(t *testing.T, s *store.Store, inst string) {
+	t.Helper()
+	ctx := context.Background()
+	if err := s.CreateInstance(ctx, &store.Instance{ID: inst, Name: inst, TimeZone: "Europe/Amsterdam"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateChannel(ctx, &store.Channel{ID: inst + "-chat", InstanceID: inst, Kind: "livechat", Name: "Chat", Enabled: true}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func rec(inst, ext, thread, text string) *store.InboundRecord {
+	return &store.InboundRecord{
+		InstanceID: inst, ChannelID: inst + "-chat", ExternalID: ext, ThreadKey: thread,
+		Contact: store.ContactInput{ExternalID: "vis-" + thread, DisplayName: "Visitor"}, Text: text,
+	}
+}
+
+func TestMigrateUpDownTwice(t *testing.T) {
+	open(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		for i := 0; i < 2; i++ {
+			if err := s.Rollback(ctx); err != nil {
+				t.Fatalf("rollback %d: %v", i, err)
+			}
+			_, pending, err := s.MigrationStatus(ctx)
+			if err != nil || len(pending) == 0 {
+				t.Fatalf("after rollback: pending=%v err=%v", pending, err)
+			}
+			if err := s.Migrate(ctx); err != nil {
+				t.Fatalf("migrate %d: %v", i, err)
+			}
+		}
+		seed(t, s, "acme")
+	})
+}
+
+func TestIngestDedupAndThreading(t *testing.T) {
+	open(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		seed(t, s, "acme")
+		r1, err := s.Ingest(ctx, rec("acme", "m1", "conv-1", "hello"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !r1.Created || r1.Duplicate || r1.Ticket.Number != 1 {
+			t.Fatalf("first: %+v", r1)
+		}
+		again, err := s.Ingest(ctx, rec("acme", "m1", "conv-1", "hello"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !again.Duplicate || again.Message.ID != r1.Message.ID {
+			t.Fatalf("redelivery must be absorbed: %+v", again)
+		}
+		r2, err := s.Ingest(ctx, rec("acme", "m2", "conv-1", "more"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r2.Created || r2.Ticket.ID != r1.Ticket.ID {
+			t.Fatalf("same thread must join the ticket: %+v", r2)
+		}
+		msgs, err := s.Messages(ctx, "acme", r1.Ticket.ID, 0, 0, true)
+		if err != nil || len(msgs) != 2 {
+			t.Fatalf("messages = %d, %v", len(msgs), err)
+		}
+		// Hints: a reply naming m2 lands on the same ticket even on a
+		// header-threaded channel.
+		h := rec("acme", "m3", "", "re")
+		h.Contact.ExternalID = "vis-conv-1"
+		h.ThreadHints = []string{"unknown", "m2"}
+		r3, err := s.Ingest(ctx, h)
+		if err != nil || r3.Ticket.ID != r1.Ticket.ID {
+			t.Fatalf("hint threading: %+v %v", r3, err)
+		}
+		// Closing ends the thread: the next message opens a new ticket.
+		closed := store.StatusClosed
+		if _, err := s.UpdateTicket(ctx, "acme", r1.Ticket.ID, store.TicketUpdate{Status: &closed}); err != nil {
+			t.Fatal(err)
+		}
+		r4, err := s.Ingest(ctx, rec("acme", "m4", "conv-1", "new"))
+		if err != nil || !r4.Created || r4.Ticket.ID == r1.Ticket.ID {
+			t.Fatalf("after close: %+v %v", r4, err)
+		}
+	})
+}
+
+func TestConcurrentIngestStoresOnce(t *testing.T) {
+	open(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		seed(t, s, "acme")
+		var wg sync.WaitGroup
+		errs := make(chan error, 40)
+		for i := 0; i < 40; i++ {
+			wg.Add(1)
+			go func(i int) {
+				defer wg.Done()
+				// 10 distinct messages, each delivered 4 times at once,
+				// all racing to open the same thread.
+				_, err := s.Ingest(ctx, rec("acme", fmt.Sprintf("m%d", i%10), "race", "x"))
+				errs <- err
+			}(i)
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		ts, err := s.Tickets(ctx, "acme", store.TicketFilter{})
+		if err != nil || len(ts) != 1 {
+			t.Fatalf("tickets = %d, %v", len(ts), err)
+		}
+		msgs, _ := s.Messages(ctx, "acme", ts[0].ID, 0, 0, true)
+		if len(msgs) != 10 {
+			t.Fatalf("messages = %d, want 10", len(msgs))
+		}
+	})
+}
+
+func TestTenantIsolation(t *testing.T) {
+	open(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		seed(t, s, "a")
+		seed(t, s, "b")
+		ra, err := s.Ingest(ctx, rec("a", "m1", "t", "secret of a"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Ticket(ctx, "b", ra.Ticket.ID); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("instance b read a's ticket: %v", err)
+		}
+		if ms, _ := s.Messages(ctx, "b", ra.Ticket.ID, 0, 0, true); len(ms) != 0 {
+			t.Fatal("instance b read a's messages")
+		}
+		if _, err := s.Message(ctx, "b", ra.Message.ID); !errors.Is(err, store.ErrNotFound) {
+			t.Fatal("instance b read a's message")
+		}
+		if ts, _ := s.Tickets(ctx, "b", store.TicketFilter{Query: "secret"}); len(ts) != 0 {
+			t.Fatal("search crossed tenants")
+		}
+		if _, _, err := s.AddAgentMessage(ctx, store.AgentMessage{InstanceID: "b", TicketID: ra.Ticket.ID, Text: "x"}); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("instance b replied on a's ticket: %v", err)
+		}
+	})
+}
+
+func TestOutboxLifecycle(t *testing.T) {
+	open(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		seed(t, s, "acme")
+		now := time.Date(2026, 1, 1, 10, 0, 0, 0, time.UTC)
+		s.SetClock(func() time.Time { return now })
+		r, err := s.Ingest(ctx, rec("acme", "m1", "t", "hi"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, _, err := s.AddAgentMessage(ctx, store.AgentMessage{InstanceID: "acme", TicketID: r.Ticket.ID, AgentID: 1, Text: "reply", IdempotencyKey: "k1"})
+		if err != nil || m.State != "queued" {
+			t.Fatalf("reply: %+v %v", m, err)
+		}
+		if _, _, err := s.AddAgentMessage(ctx, store.AgentMessage{InstanceID: "acme", TicketID: r.Ticket.ID, AgentID: 1, Text: "reply", IdempotencyKey: "k1"}); !errors.Is(err, store.ErrDuplicate) {
+			t.Fatalf("resubmit must be absorbed: %v", err)
+		}
+		items, err := s.ClaimOutbox(ctx, 10, time.Minute)
+		if err != nil || len(items) != 1 {
+			t.Fatalf("claim: %d %v", len(items), err)
+		}
+		if again, _ := s.ClaimOutbox(ctx, 10, time.Minute); len(again) != 0 {
+			t.Fatal("a leased item was claimed twice")
+		}
+		if _, err := s.FinishOutbox(ctx, items[0], store.OutboxResult{Retry: true, RetryAt: now.Add(time.Second), Error: "timeout"}); err != nil {
+			t.Fatal(err)
+		}
+		now = now.Add(2 * time.Second)
+		items, _ = s.ClaimOutbox(ctx, 10, time.Minute)
+		if len(items) != 1 || items[0].Attempts != 1 {
+			t.Fatalf("retry not due: %+v", items)
+		}
+		m, err = s.FinishOutbox(ctx, items[0], store.OutboxResult{Sent: true, ExternalID: "ext-1", State: "sent"})
+		if err != nil || m.State != "sent" || m.ExternalID != "ext-1" {
+			t.Fatalf("sent: %+v %v", m, err)
+		}
+		ms, err := s.SetDelivery(ctx, "acme", "acme-chat", 0, "ext-1", "read", "")
+		if err != nil || len(ms) != 1 {
+			t.Fatalf("read: %v %v", ms, err)
+		}
+		if ms, _ := s.SetDelivery(ctx, "acme", "acme-chat", 0, "ext-1", "delivered", ""); len(ms) != 0 {
+			t.Fatal("delivery state moved backwards")
+		}
+	})
+}

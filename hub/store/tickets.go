@@ -1,0 +1,397 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/uptrace/bun"
+)
+
+// errRace marks a transaction that lost a race on a unique key; the caller
+// retries once and then finds the winner's row.
+var errRace = errors.New("store: lost a race on a unique key")
+
+func isNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
+
+// InboundRecord is one inbound message, normalized and sanitized by the
+// hub, ready to store.
+type InboundRecord struct {
+	InstanceID string
+	ChannelID  string
+	// ExternalID is the dedup key within the channel ("" for none).
+	ExternalID     string
+	ThreadKey      string
+	ConversationID int64
+	ThreadHints    []string
+	TicketNumber   int64
+	NewTicket      bool
+	TeamID         *int64
+	Contact        ContactInput
+	Subject        string
+	Text           string
+	HTML           string
+	Meta           map[string]string
+	AutoReply      bool
+	Attachments    []*Attachment
+	At             time.Time
+}
+
+// IngestResult says what Ingest did.
+type IngestResult struct {
+	Ticket    *Ticket
+	Message   *Message
+	Contact   *Contact
+	Duplicate bool
+	// Created is true when the message opened a new ticket; Reopened when
+	// it moved a pending or solved ticket back to open.
+	Created  bool
+	Reopened bool
+}
+
+// Ingest stores one inbound message in one transaction: dedup, contact,
+// ticket (threading), message, attachments, change feed (M2). A message
+// already stored under (channel, external id) is not stored again; the
+// result then has Duplicate set and points at the stored message.
+func (s *Store) Ingest(ctx context.Context, rec *InboundRecord) (*IngestResult, error) {
+	var res *IngestResult
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		res, err = s.ingestOnce(ctx, rec)
+		if !errors.Is(err, errRace) {
+			break
+		}
+	}
+	return res, err
+}
+
+func (s *Store) ingestOnce(ctx context.Context, rec *InboundRecord) (*IngestResult, error) {
+	res := &IngestResult{}
+	err := s.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		if rec.ExternalID != "" {
+			m := new(Message)
+			err := tx.NewSelect().Model(m).Where("channel_id = ? AND dedup_key = ?", rec.ChannelID, rec.ExternalID).Scan(ctx)
+			if err == nil {
+				if m.InstanceID != rec.InstanceID {
+					return fmt.Errorf("dedup key of another instance: %w", ErrConflict)
+				}
+				res.Duplicate, res.Message = true, m
+				res.Ticket = new(Ticket)
+				return tx.NewSelect().Model(res.Ticket).Where("id = ?", m.TicketID).Scan(ctx)
+			}
+			if !isNotFound(notFound(err, "")) {
+				return err
+			}
+		}
+		c, err := s.upsertIdentity(ctx, tx, rec.InstanceID, rec.ChannelID, rec.Contact)
+		if err != nil {
+			return err
+		}
+		res.Contact = c
+		t, created, err := s.threadTicket(ctx, tx, rec, c)
+		if err != nil {
+			return err
+		}
+		res.Ticket, res.Created = t, created
+		at := rec.At
+		if at.IsZero() {
+			at = s.now()
+		}
+		m := &Message{
+			InstanceID: rec.InstanceID, TicketID: t.ID, ChannelID: rec.ChannelID, Direction: DirIn,
+			ExternalID: rec.ExternalID, ContactID: &c.ID, AuthorName: authorName(c, rec.Contact),
+			Subject: rec.Subject, Text: rec.Text, HTML: rec.HTML, Meta: rec.Meta, AutoReply: rec.AutoReply,
+			CreatedAt: s.now(),
+		}
+		if rec.ExternalID != "" {
+			key := rec.ExternalID
+			m.DedupKey = &key
+		}
+		if _, err := tx.NewInsert().Model(m).Exec(ctx); err != nil {
+			if IsUnique(err) {
+				return errRace
+			}
+			return fmt.Errorf("insert message: %w", err)
+		}
+		res.Message = m
+		for _, a := range rec.Attachments {
+			a.InstanceID, a.MessageID = rec.InstanceID, m.ID
+			if _, err := tx.NewInsert().Model(a).Exec(ctx); err != nil {
+				return fmt.Errorf("insert attachment: %w", err)
+			}
+			m.Attachments = append(m.Attachments, a)
+		}
+		// An auto-reply never reopens or changes a ticket (C07).
+		if !rec.AutoReply {
+			switch t.Status {
+			case StatusPending, StatusSolved:
+				t.Status, t.ResolvedAt, res.Reopened = StatusOpen, nil, true
+			}
+			t.LastInboundAt = &at
+		}
+		t.LastMessageAt, t.UpdatedAt = s.now(), s.now()
+		if _, err := tx.NewUpdate().Model(t).Column("status", "resolved_at", "last_inbound_at", "last_message_at", "updated_at").WherePK().Exec(ctx); err != nil {
+			return err
+		}
+		return s.addChange(ctx, tx, t, ChangeMessage, &m.ID)
+	})
+	if errors.Is(err, errRace) {
+		return nil, err
+	}
+	if err != nil {
+		return nil, fmt.Errorf("ingest: %w", err)
+	}
+	return res, nil
+}
+
+func authorName(c *Contact, in ContactInput) string {
+	switch {
+	case in.DisplayName != "":
+		return in.DisplayName
+	case c.Name != "":
+		return c.Name
+	case in.Handle != "":
+		return "@" + in.Handle
+	}
+	return in.ExternalID
+}
+
+// threadTicket finds the ticket an inbound message belongs to or creates
+// one: by conversation id, by thread key, by thread hints (ids of earlier
+// messages), by ticket number; else a new ticket.
+func (s *Store) threadTicket(ctx context.Context, tx bun.Tx, rec *InboundRecord, c *Contact) (*Ticket, bool, error) {
+	if rec.NewTicket {
+		t, err := s.newTicket(ctx, tx, rec, c, "")
+		return t, true, err
+	}
+	if rec.ConversationID != 0 {
+		t := new(Ticket)
+		err := tx.NewSelect().Model(t).Where("id = ? AND instance_id = ? AND channel_id = ?", rec.ConversationID, rec.InstanceID, rec.ChannelID).Scan(ctx)
+		if err != nil {
+			return nil, false, notFound(err, fmt.Sprintf("conversation %d", rec.ConversationID))
+		}
+		if t.Status != StatusClosed {
+			return t, false, nil
+		}
+		// A closed conversation is final; the thread starts again.
+	}
+	if rec.ThreadKey != "" {
+		return s.openThread(ctx, tx, rec, c)
+	}
+	if len(rec.ThreadHints) > 0 {
+		var rows []struct {
+			TicketID   int64
+			ExternalID string
+		}
+		err := tx.NewSelect().Model((*Message)(nil)).Column("ticket_id", "external_id").
+			Where("channel_id = ? AND instance_id = ? AND external_id IN (?)", rec.ChannelID, rec.InstanceID, bun.In(rec.ThreadHints)).
+			Scan(ctx, &rows)
+		if err != nil {
+			return nil, false, err
+		}
+		for _, hint := range rec.ThreadHints {
+			for _, r := range rows {
+				if r.ExternalID != hint {
+					continue
+				}
+				t := new(Ticket)
+				if err := tx.NewSelect().Model(t).Where("id = ?", r.TicketID).Scan(ctx); err != nil {
+					return nil, false, err
+				}
+				if t.Status != StatusClosed {
+					return t, false, nil
+				}
+			}
+		}
+	}
+	if rec.TicketNumber > 0 {
+		t := new(Ticket)
+		err := tx.NewSelect().Model(t).Where("instance_id = ? AND number = ? AND contact_id = ?", rec.InstanceID, rec.TicketNumber, c.ID).Scan(ctx)
+		if err == nil && t.Status != StatusClosed {
+			return t, false, nil
+		}
+	}
+	t, err := s.newTicket(ctx, tx, rec, c, "")
+	return t, true, err
+}
+
+// openThread returns the open ticket of a thread key or creates it. The
+// partial unique index tickets_open_thread makes concurrent creators meet
+// on one row (C23).
+func (s *Store) openThread(ctx context.Context, tx bun.Tx, rec *InboundRecord, c *Contact) (*Ticket, bool, error) {
+	t := new(Ticket)
+	err := tx.NewSelect().Model(t).
+		Where("channel_id = ? AND thread_key = ? AND status <> ?", rec.ChannelID, rec.ThreadKey, StatusClosed).Scan(ctx)
+	if err == nil {
+		if t.InstanceID != rec.InstanceID {
+			return nil, false, fmt.Errorf("thread of another instance: %w", ErrConflict)
+		}
+		return t, false, nil
+	}
+	if !isNotFound(notFound(err, "")) {
+		return nil, false, err
+	}
+	t, err = s.newTicket(ctx, tx, rec, c, rec.ThreadKey)
+	return t, true, err
+}
+
+func (s *Store) newTicket(ctx context.Context, tx bun.Tx, rec *InboundRecord, c *Contact, threadKey string) (*Ticket, error) {
+	var seq int64
+	if err := tx.NewRaw("UPDATE instances SET ticket_seq = ticket_seq + 1 WHERE id = ? RETURNING ticket_seq", rec.InstanceID).Scan(ctx, &seq); err != nil {
+		return nil, notFound(err, "instance "+rec.InstanceID)
+	}
+	now := s.now()
+	t := &Ticket{
+		InstanceID: rec.InstanceID, Number: seq, ChannelID: rec.ChannelID, ContactID: c.ID,
+		ThreadKey: threadKey, Subject: subjectOf(rec), Status: StatusNew, TeamID: rec.TeamID,
+		CreatedAt: now, UpdatedAt: now, LastMessageAt: now,
+	}
+	if _, err := tx.NewInsert().Model(t).Exec(ctx); err != nil {
+		if IsUnique(err) {
+			return nil, errRace
+		}
+		return nil, fmt.Errorf("create ticket: %w", err)
+	}
+	return t, s.addChange(ctx, tx, t, ChangeTicket, nil)
+}
+
+func subjectOf(rec *InboundRecord) string {
+	s := strings.TrimSpace(rec.Subject)
+	if s == "" {
+		s = strings.Join(strings.Fields(rec.Text), " ")
+	}
+	if utf8.RuneCountInString(s) > 120 {
+		s = string([]rune(s)[:117]) + "…"
+	}
+	return s
+}
+
+// OpenThread returns the open ticket of a thread key, creating it (with no
+// message yet) if there is none.
+func (s *Store) OpenThread(ctx context.Context, rec *InboundRecord) (t *Ticket, created bool, err error) {
+	for attempt := 0; attempt < 3; attempt++ {
+		err = s.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+			c, err := s.upsertIdentity(ctx, tx, rec.InstanceID, rec.ChannelID, rec.Contact)
+			if err != nil {
+				return err
+			}
+			t, created, err = s.openThread(ctx, tx, rec, c)
+			return err
+		})
+		if !errors.Is(err, errRace) {
+			break
+		}
+	}
+	return t, created, err
+}
+
+// Ticket returns a ticket of an instance.
+func (s *Store) Ticket(ctx context.Context, instanceID string, id int64) (*Ticket, error) {
+	t := new(Ticket)
+	err := s.DB.NewSelect().Model(t).Where("id = ? AND instance_id = ?", id, instanceID).Scan(ctx)
+	return t, notFound(err, fmt.Sprintf("ticket %d", id))
+}
+
+// TicketFilter selects tickets for a list.
+type TicketFilter struct {
+	Statuses   []string
+	AssigneeID *int64
+	TeamID     *int64
+	Unassigned bool
+	// Query matches the subject, the contact's name and message text.
+	Query  string
+	Limit  int
+	Before int64 // ticket id for paging, newest first
+}
+
+// Tickets lists tickets of an instance, newest activity first.
+func (s *Store) Tickets(ctx context.Context, instanceID string, f TicketFilter) ([]Ticket, error) {
+	var out []Ticket
+	q := s.DB.NewSelect().Model(&out).Where("t.instance_id = ?", instanceID)
+	if len(f.Statuses) > 0 {
+		q = q.Where("t.status IN (?)", bun.In(f.Statuses))
+	}
+	if f.AssigneeID != nil {
+		q = q.Where("t.assignee_id = ?", *f.AssigneeID)
+	}
+	if f.Unassigned {
+		q = q.Where("t.assignee_id IS NULL")
+	}
+	if f.TeamID != nil {
+		q = q.Where("t.team_id = ?", *f.TeamID)
+	}
+	if f.Before > 0 {
+		q = q.Where("t.id < ?", f.Before)
+	}
+	if qs := strings.TrimSpace(f.Query); qs != "" {
+		like := "%" + strings.ToLower(escapeLike(qs)) + "%"
+		q = q.WhereGroup(" AND ", func(q *bun.SelectQuery) *bun.SelectQuery {
+			return q.Where("LOWER(t.subject) LIKE ? ESCAPE '\\'", like).
+				WhereOr("t.contact_id IN (SELECT id FROM contacts WHERE instance_id = ? AND (LOWER(name) LIKE ? ESCAPE '\\' OR LOWER(email) LIKE ? ESCAPE '\\'))", instanceID, like, like).
+				WhereOr("t.id IN (SELECT ticket_id FROM messages WHERE instance_id = ? AND LOWER(text) LIKE ? ESCAPE '\\')", instanceID, like)
+		})
+	}
+	limit := f.Limit
+	if limit <= 0 || limit > 500 {
+		limit = 100
+	}
+	err := q.Order("t.last_message_at DESC", "t.id DESC").Limit(int64(limit)).Scan(ctx)
+	return out, err
+}
+
+func escapeLike(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
+}
+
+// TicketUpdate changes a ticket's routing and lifecycle fields.
+type TicketUpdate struct {
+	Status     *string
+	AssigneeID **int64
+	TeamID     **int64
+	Priority   *int
+}
+
+// UpdateTicket applies u to a ticket and records the change.
+func (s *Store) UpdateTicket(ctx context.Context, instanceID string, id int64, u TicketUpdate) (*Ticket, error) {
+	t := new(Ticket)
+	err := s.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		if err := s.forUpdate(tx.NewSelect().Model(t).Where("id = ? AND instance_id = ?", id, instanceID)).Scan(ctx); err != nil {
+			return notFound(err, fmt.Sprintf("ticket %d", id))
+		}
+		now := s.now()
+		if u.Status != nil && *u.Status != t.Status {
+			switch *u.Status {
+			case StatusNew, StatusOpen, StatusPending:
+				t.ResolvedAt, t.ClosedAt = nil, nil
+			case StatusSolved:
+				t.ResolvedAt = &now
+			case StatusClosed:
+				if t.ResolvedAt == nil {
+					t.ResolvedAt = &now
+				}
+				t.ClosedAt = &now
+			default:
+				return fmt.Errorf("unknown status %q: %w", *u.Status, ErrConflict)
+			}
+			t.Status = *u.Status
+		}
+		if u.AssigneeID != nil {
+			t.AssigneeID = *u.AssigneeID
+		}
+		if u.TeamID != nil {
+			t.TeamID = *u.TeamID
+		}
+		if u.Priority != nil {
+			t.Priority = *u.Priority
+		}
+		t.UpdatedAt = now
+		if _, err := tx.NewUpdate().Model(t).Column("status", "resolved_at", "closed_at", "assignee_id", "team_id", "priority", "updated_at").WherePK().Exec(ctx); err != nil {
+			return err
+		}
+		return s.addChange(ctx, tx, t, ChangeTicket, nil)
+	})
+	return t, err
+}
