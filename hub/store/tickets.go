@@ -136,7 +136,7 @@ func (s *Store) ingestOnce(ctx context.Context, rec *InboundRecord) (*IngestResu
 		if _, err := tx.NewUpdate().Model(t).Column("status", "resolved_at", "last_inbound_at", "last_message_at", "updated_at").WherePK().Exec(ctx); err != nil {
 			return err
 		}
-		return s.addChange(ctx, tx, t, ChangeMessage, &m.ID)
+		return s.addChange(ctx, tx, t, ChangeMessage, m)
 	})
 	if errors.Is(err, errRace) {
 		return nil, err
