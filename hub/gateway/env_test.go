@@ -295,7 +295,7 @@ type client struct {
 
 	mu      sync.Mutex
 	frames  []msg
-	changed chan struct{}
+	changed chan struct{} // closed and replaced on every new frame
 	done    chan struct{}
 	err     error // why reading stopped
 	nextID  int
@@ -358,7 +358,7 @@ func (e *env) tryDial(name string, header http.Header, d *websocket.Dialer) (*cl
 	if err != nil {
 		return nil, err
 	}
-	c := &client{t: e.t, name: name, ws: ws, resp: resp, changed: make(chan struct{}, 1), done: make(chan struct{})}
+	c := &client{t: e.t, name: name, ws: ws, resp: resp, changed: make(chan struct{}), done: make(chan struct{})}
 	go c.readLoop()
 	e.t.Cleanup(func() { c.ws.Close() })
 	return c, nil
@@ -401,11 +401,12 @@ func (c *client) readLoop() {
 	}
 }
 
+// poke wakes every waiter.
 func (c *client) poke() {
-	select {
-	case c.changed <- struct{}{}:
-	default:
-	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	close(c.changed)
+	c.changed = make(chan struct{})
 }
 
 func (c *client) send(v any) {
@@ -481,15 +482,44 @@ func (c *client) waitFor(what string, pred func(msg) bool) msg {
 				return m
 			}
 		}
-		err := c.err
+		err, changed := c.err, c.changed
 		c.mu.Unlock()
 		if err != nil {
 			c.t.Fatalf("%s: waiting for %s: socket ended: %v", c.name, what, err)
 		}
 		select {
-		case <-c.changed:
+		case <-changed:
 		case <-timer.C:
 			c.t.Fatalf("%s: timed out waiting for %s; frames: %s", c.name, what, c.dump())
+		}
+	}
+}
+
+// waitCount waits until n frames matching pred have arrived.
+func (c *client) waitCount(what string, n int, pred func(msg) bool) {
+	c.t.Helper()
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for {
+		c.mu.Lock()
+		got := 0
+		for _, m := range c.frames {
+			if pred(m) {
+				got++
+			}
+		}
+		err, changed := c.err, c.changed
+		c.mu.Unlock()
+		if got >= n {
+			return
+		}
+		if err != nil {
+			c.t.Fatalf("%s: waiting for %s: socket ended: %v", c.name, what, err)
+		}
+		select {
+		case <-changed:
+		case <-timer.C:
+			c.t.Fatalf("%s: timed out waiting for %d× %s; frames: %s", c.name, n, what, c.dump())
 		}
 	}
 }
