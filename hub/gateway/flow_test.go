@@ -302,7 +302,9 @@ func TestResumeAfterDisconnect(t *testing.T) {
 	// After the resume, new updates arrive live, once.
 	r3 := e.inbound("acme", "conv-2", "m5", "still there?")
 	e.fence("acme", tab)
-	if n := tab.count(func(m msg) bool { return m.Type == hub.UpdateMessage && m.message() != nil && m.message().ID == r3.MessageID }); n != 1 {
+	if n := tab.count(func(m msg) bool {
+		return m.Type == hub.UpdateMessage && m.message() != nil && m.message().ID == r3.MessageID
+	}); n != 1 {
 		t.Fatalf("live update after resume arrived %d times", n)
 	}
 	_ = r2
