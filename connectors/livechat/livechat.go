@@ -234,13 +234,15 @@ func (k *Connector) Stop(ctx context.Context) error {
 	select {
 	case <-done:
 	case <-ctx.Done():
-		// Peers that do not answer the close frame are cut off.
+		// Peers that do not answer the close frame are cut off, and Host
+		// calls still running are cancelled (no ack follows them).
 		for _, c := range open {
 			c.kill()
 		}
+		k.cancel()
 		<-done
 	}
-	k.cancel() // after the sockets: their last Host calls may finish
+	k.cancel() // after the sockets, so that their last Host calls could finish
 	k.log.Info("live chat stopped", "closed", len(open))
 	return nil
 }
