@@ -39,9 +39,6 @@ func (b *Bus) Publish(ctx context.Context, topic string, payload []byte) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("publish %q: %w", topic, err)
 	}
-	// Subscribers get their own copy: the caller may reuse its buffer, as
-	// it could with the Redis bus.
-	p := append([]byte(nil), payload...)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
@@ -51,7 +48,7 @@ func (b *Bus) Publish(ctx context.Context, topic string, payload []byte) error {
 	// interleaving one publisher's messages out of order; Deliver never
 	// blocks.
 	for s := range b.topics[topic] {
-		s.Deliver(p)
+		s.Deliver(payload)
 	}
 	return nil
 }

@@ -4,6 +4,7 @@
 package fanout
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
 	"sync"
@@ -43,8 +44,10 @@ func Start(ctx context.Context, topic string, fn func([]byte), log *slog.Logger)
 	return s
 }
 
-// Deliver queues p without blocking; it reports false when p was dropped
-// because the subscriber is stopped or too far behind.
+// Deliver queues a copy of p without blocking, so neither the publisher
+// nor another subscriber sees what a handler does to its payload. It
+// reports false when p was dropped because the subscriber is stopped or
+// too far behind.
 func (s *Sub) Deliver(p []byte) bool {
 	select {
 	case <-s.done:
@@ -52,7 +55,7 @@ func (s *Sub) Deliver(p []byte) bool {
 	default:
 	}
 	select {
-	case s.queue <- p:
+	case s.queue <- bytes.Clone(p):
 		return true
 	default:
 		s.log.Warn("bus subscriber too slow, message dropped", "topic", s.topic)

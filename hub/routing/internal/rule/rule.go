@@ -50,7 +50,7 @@ func SplitMember(m string) (instanceID, id string, err error) {
 		return "", "", fmt.Errorf("routing: malformed index member %q", m)
 	}
 	l, err := strconv.Atoi(n)
-	if err != nil || l < 0 || l > len(rest) {
+	if err != nil || l < 0 || l > len(rest) || strconv.Itoa(l) != n {
 		return "", "", fmt.Errorf("routing: malformed index member %q", m)
 	}
 	return rest[:l], rest[l:], nil
