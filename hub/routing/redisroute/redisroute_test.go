@@ -5,7 +5,9 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"net"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -30,11 +32,20 @@ func redisClient(tb testing.TB) *redis.Client {
 	if err != nil {
 		tb.Fatalf("SWITCHBOARD_REDIS_URL %q: %v", url, err)
 	}
-	c := redis.NewClient(opt)
+	// A plain dial first: go-redis retries a refused dial several times,
+	// which would make every test of a Redis-less run slow to skip.
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	if err := c.Ping(ctx).Err(); err != nil {
-		_ = c.Close()
+	var c *redis.Client
+	conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", opt.Addr)
+	if err == nil {
+		_ = conn.Close()
+		c = redis.NewClient(opt)
+		if err = c.Ping(ctx).Err(); err != nil {
+			_ = c.Close()
+		}
+	}
+	if err != nil {
 		msg := fmt.Sprintf("Redis is not reachable at %s: %v", url, err)
 		if os.Getenv("CI") == "true" || os.Getenv("SWITCHBOARD_REQUIRE_SERVICES") == "1" {
 			tb.Fatalf("%s (required because CI=true or SWITCHBOARD_REQUIRE_SERVICES=1)", msg)
@@ -234,6 +245,65 @@ func TestReleaseLeavesNoTicketKeys(t *testing.T) {
 			prefix + "i:1:i:at:a1", prefix + "i:1:i:m:s", prefix + "due:presence":
 		default:
 			t.Errorf("key %q left behind", k)
+		}
+	}
+}
+
+// TestBusResubscribesAfterConnectionLoss kills the bus's pub/sub
+// connection (only its own, found by client name) and checks that the
+// subscription comes back by itself. Messages published during the gap
+// may be lost, as the Bus contract allows, so the test publishes until
+// one arrives.
+func TestBusResubscribesAfterConnectionLoss(t *testing.T) {
+	base := redisClient(t)
+	prefix := testPrefix(t, base)
+	opt := *base.Options()
+	opt.ClientName = "sbtest-bus-" + strings.Trim(strings.TrimPrefix(prefix, "sbtest:"), ":")
+	c := redis.NewClient(&opt)
+	t.Cleanup(func() { _ = c.Close() })
+	b := redisroute.NewBus(c, redisroute.BusConfig{Prefix: prefix})
+	t.Cleanup(func() { _ = b.Close() })
+	got := make(chan string, 100)
+	if _, err := b.Subscribe(t.Context(), "agent.a1", func(p []byte) { got <- string(p) }); err != nil {
+		t.Fatal(err)
+	}
+
+	list, err := base.ClientList(t.Context()).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	killed := 0
+	for _, line := range strings.Split(list, "\n") {
+		if !strings.Contains(line, " name="+opt.ClientName+" ") || strings.Contains(line, " sub=0 ") {
+			continue
+		}
+		for _, f := range strings.Fields(line) {
+			if id, ok := strings.CutPrefix(f, "id="); ok {
+				if err := base.Do(t.Context(), "CLIENT", "KILL", "ID", id).Err(); err != nil {
+					t.Fatal(err)
+				}
+				killed++
+			}
+		}
+	}
+	if killed != 1 {
+		t.Fatalf("killed %d pub/sub connections, want 1:\n%s", killed, list)
+	}
+
+	deadline := time.After(10 * time.Second)
+	for i := 0; ; i++ {
+		msg := fmt.Sprint("after-", i)
+		if err := b.Publish(t.Context(), "agent.a1", []byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case p := <-got:
+			if strings.HasPrefix(p, "after-") {
+				return
+			}
+		case <-time.After(100 * time.Millisecond):
+		case <-deadline:
+			t.Fatal("subscription did not come back after the connection was killed")
 		}
 	}
 }

@@ -80,10 +80,10 @@ local function nextseq(k) return redis.call('INCR', k.seq) end
 local function score(prio, seq) return -prio * SEQ_SPAN + seq end
 
 local function ticket(k, tid)
-  local v = redis.call('HMGET', tkey(k, tid), 'state', 'agent', 'team', 'prio', 'seq', 'exp', 'ans')
+  local v = redis.call('HMGET', tkey(k, tid), 'state', 'agent', 'team', 'prio', 'seq', 'exp', 'ans', 'lp')
   if not v[1] then return nil end
   return {id = tid, state = v[1], agent = v[2], team = v[3], prio = tonumber(v[4]),
-    seq = tonumber(v[5]), exp = tonumber(v[6]), ans = v[7]}
+    seq = tonumber(v[5]), exp = tonumber(v[6]), ans = v[7], lp = v[8] or ''}
 end
 
 local function agentTeams(k, aid) return redis.call('SMEMBERS', teamskey(k, aid)) end
@@ -111,9 +111,11 @@ local function wait(k, t)
   end
 end
 
-local function clearPassed(k, tid)
-  redis.call('DEL', passkey(k, tid))
-  redis.call('HSET', tkey(k, tid), 'lp', '')
+local function clearPassed(k, t)
+  if t.lp ~= '' then
+    redis.call('DEL', passkey(k, t.id))
+    redis.call('HSET', tkey(k, t.id), 'lp', '')
+  end
 end
 
 local function push(k, t)
@@ -139,6 +141,8 @@ end
 local function pick(k, tid, team)
   local lp = redis.call('HGET', tkey(k, tid), 'lp') or ''
   local pk = passkey(k, tid)
+  -- Most tickets were never passed on: skip the per-agent lookups then.
+  local anyPassed = lp ~= ''
   local best, btier, bload, blast
   for _, aid in ipairs(redis.call('SMEMBERS', memberskey(k, team))) do
     local a = redis.call('HMGET', akey(k, aid), 'status', 'exp', 'cap', 'last')
@@ -146,7 +150,7 @@ local function pick(k, tid, team)
       local load = redis.call('HLEN', heldkey(k, aid))
       if load < tonumber(a[3]) then
         local tier = 0
-        if redis.call('SISMEMBER', pk, aid) == 1 then
+        if anyPassed and redis.call('SISMEMBER', pk, aid) == 1 then
           if aid == lp then tier = 2 else tier = 1 end
         end
         local last = tonumber(a[4])
@@ -324,7 +328,7 @@ redis.call('HSET', tkey(k, t.id), 'state', 'a')
 redis.call('HSET', heldkey(k, aid), t.id, 'a')
 redis.call('ZREM', OFFERS, member(k.inst, t.id))
 wait(k, t)
-clearPassed(k, t.id)
+clearPassed(k, t)
 redis.call('HSET', akey(k, aid), 'last', nextseq(k))
 emit(k, 'assigned', t.id, aid, t.team)
 `
@@ -353,7 +357,7 @@ end
 redis.call('HSET', tkey(k, t.id), 'state', 'a', 'agent', aid, 'exp', 0)
 redis.call('HSET', heldkey(k, aid), t.id, 'a')
 wait(k, t)
-clearPassed(k, t.id)
+clearPassed(k, t)
 redis.call('HSET', akey(k, aid), 'last', nextseq(k))
 emit(k, 'assigned', t.id, aid, t.team)
 dispatch(k, touched)
@@ -377,7 +381,7 @@ else
   detach(k, t.id, prev)
 end
 wait(k, t)
-clearPassed(k, t.id)
+clearPassed(k, t)
 t.team, t.prio = team, prio
 redis.call('HSET', tkey(k, t.id), 'team', team, 'prio', prio)
 push(k, t)
