@@ -30,10 +30,10 @@ type probe struct {
 	fail []error // returned by the next Sends, in order
 }
 
-func (p *probe) Kind() connectors.Kind                           { return "probe" }
-func (p *probe) Policy() connectors.Policy                       { return p.policy }
+func (p *probe) Kind() connectors.Kind                            { return "probe" }
+func (p *probe) Policy() connectors.Policy                        { return p.policy }
 func (p *probe) Start(_ context.Context, h connectors.Host) error { p.host = h; return nil }
-func (p *probe) Stop(context.Context) error                      { return nil }
+func (p *probe) Stop(context.Context) error                       { return nil }
 func (p *probe) Send(_ context.Context, o connectors.Outbound) (connectors.SendResult, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -67,7 +67,7 @@ type clock struct {
 	t  time.Time
 }
 
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 func (c *clock) Add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
 
 // stacks runs fn on the embedded stack (SQLite + in-process routing) and
@@ -320,7 +320,7 @@ func TestSanitizesAndKeepsNamesVerbatim(t *testing.T) {
 		ctx := context.Background()
 		name := `"<script>alert("x")</script>`
 		r := f.deliver(t, "acme-probe", connectors.Inbound{ExternalID: "x1", NewTicket: true,
-			Sender: connectors.Identity{ExternalID: "evil@example.org", DisplayName: name},
+			Sender:  connectors.Identity{ExternalID: "evil@example.org", DisplayName: name},
 			Subject: `<img src=x onerror=alert(1)>`,
 			HTML: `<p onclick="alert(1)">Order number: 8812</p><script>alert(2)</script><iframe src="https://evil"></iframe>` +
 				`<svg onload=alert(3)></svg><a href="javascript:alert(4)">link</a>`,
