@@ -55,7 +55,6 @@ func New(client redis.UniversalClient, cfg Config) *Router {
 	return &Router{client: client, cfg: cfg.WithDefaults(), scripts: newScripts()}
 }
 
-
 // run executes a mutating script with the common arguments and decodes
 // its status and events.
 func (r *Router) run(ctx context.Context, s *redis.Script, fifth any, args ...any) (string, []routing.Event, error) {
