@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -174,7 +175,11 @@ func Factory(cfg connectors.Config) (connectors.Connector, error) {
 func (k *Connector) Kind() connectors.Kind { return Kind }
 
 // Settings returns the decoded settings with defaults applied.
-func (k *Connector) Settings() Settings { return k.settings }
+func (k *Connector) Settings() Settings {
+	s := k.settings
+	s.AllowedOrigins = slices.Clone(s.AllowedOrigins) // the caller's copy
+	return s
+}
 
 // Policy: a live session (ThreadingSession) without reply window; plain
 // text up to MaxMessageLength; no attachments yet; the contact fields are
