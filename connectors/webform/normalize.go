@@ -214,28 +214,32 @@ func parseJSON(body []byte) (map[string]string, error) {
 	if !utf8.Valid(body) {
 		return nil, invalidEncoding()
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	tok, err := dec.Token()
-	if err != nil {
-		return nil, jsonError(dec, err)
+	// A first full decode gives exact syntax error offsets (the streaming
+	// decoder's are relative to its buffer) and catches trailing data.
+	var probe any
+	if err := json.Unmarshal(body, &probe); err != nil {
+		return nil, jsonError(err)
 	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
+	if _, ok := probe.(map[string]any); !ok {
 		return nil, badRequest("malformed_body", "The JSON body must be an object like {\"email\": \"…\", \"message\": \"…\"}.", nil)
+	}
+	// Then walk the object's members in order, to refuse duplicate keys
+	// (json.Unmarshal keeps the last one silently) and non-string values.
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if _, err := dec.Token(); err != nil { // the opening brace
+		return nil, jsonError(err)
 	}
 	out := map[string]string{}
 	seen := map[string]bool{}
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
-			return nil, jsonError(dec, err)
+			return nil, jsonError(err)
 		}
-		key, ok := tok.(string) // inside an object, Token returns keys as strings
-		if !ok {
-			return nil, badRequest("malformed_body", "The JSON body is not valid: an object key is not a string.", nil)
-		}
+		key, _ := tok.(string) // inside an object, Token returns keys as strings
 		var raw json.RawMessage
 		if err := dec.Decode(&raw); err != nil {
-			return nil, jsonError(dec, err)
+			return nil, jsonError(err)
 		}
 		if seen[key] {
 			return nil, badRequest("duplicate_field", fmt.Sprintf("The field %q is sent more than once.", key), nil)
@@ -250,25 +254,18 @@ func parseJSON(body []byte) (map[string]string, error) {
 		}
 		out[key] = s
 	}
-	if _, err := dec.Token(); err != nil { // the closing brace
-		return nil, jsonError(dec, err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, badRequest("malformed_body", fmt.Sprintf("The JSON body has data after the object (at byte %d).", dec.InputOffset()), err)
-	}
 	return out, nil
 }
 
-func jsonError(dec *json.Decoder, err error) *requestError {
-	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-		return badRequest("malformed_body", "The JSON body ends too early.", err)
-	}
+func jsonError(err error) *requestError {
 	var se *json.SyntaxError
-	offset := dec.InputOffset()
 	if errors.As(err, &se) {
-		offset = se.Offset
+		if se.Error() == "unexpected end of JSON input" {
+			return badRequest("malformed_body", "The JSON body ends too early.", err)
+		}
+		return badRequest("malformed_body", fmt.Sprintf("The JSON body is not valid: %s (at byte %d).", se.Error(), se.Offset), err)
 	}
-	return badRequest("malformed_body", fmt.Sprintf("The JSON body is not valid: %s (at byte %d).", strings.TrimPrefix(err.Error(), "json: "), offset), err)
+	return badRequest("malformed_body", "The JSON body is not valid.", err)
 }
 
 // validate checks the parsed fields against the settings and returns the
