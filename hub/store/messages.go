@@ -18,10 +18,19 @@ func (s *Store) forUpdate(q *bun.SelectQuery) *bun.SelectQuery {
 	return q
 }
 
-func (s *Store) addChange(ctx context.Context, tx bun.Tx, t *Ticket, kind string, messageID *int64) error {
-	c := &Change{InstanceID: t.InstanceID, TicketID: t.ID, Kind: kind, MessageID: messageID, CreatedAt: s.now()}
+// addChange appends to the change feed and notes the feed position on the
+// ticket and message (m may be nil).
+func (s *Store) addChange(ctx context.Context, tx bun.Tx, t *Ticket, kind string, m *Message) error {
+	c := &Change{InstanceID: t.InstanceID, TicketID: t.ID, Kind: kind, CreatedAt: s.now()}
+	if m != nil {
+		c.MessageID = &m.ID
+	}
 	if _, err := tx.NewInsert().Model(c).Exec(ctx); err != nil {
 		return fmt.Errorf("record change: %w", err)
+	}
+	t.ChangeID = c.ID
+	if m != nil {
+		m.ChangeID = c.ID
 	}
 	return nil
 }
@@ -104,7 +113,7 @@ func (s *Store) AddAgentMessage(ctx context.Context, in AgentMessage) (*Message,
 		if _, err := tx.NewUpdate().Model(t).Column("status", "first_response_at", "last_message_at", "updated_at").WherePK().Exec(ctx); err != nil {
 			return err
 		}
-		return s.addChange(ctx, tx, t, ChangeMessage, &m.ID)
+		return s.addChange(ctx, tx, t, ChangeMessage, m)
 	})
 	if err != nil {
 		return m, t, err
@@ -171,7 +180,7 @@ func (s *Store) SetDelivery(ctx context.Context, instanceID, channelID string, m
 			if _, err := tx.NewUpdate().Model(m).Column(cols...).WherePK().Exec(ctx); err != nil {
 				return err
 			}
-			if err := s.addChange(ctx, tx, &Ticket{ID: m.TicketID, InstanceID: instanceID}, ChangeState, &m.ID); err != nil {
+			if err := s.addChange(ctx, tx, &Ticket{ID: m.TicketID, InstanceID: instanceID}, ChangeState, m); err != nil {
 				return err
 			}
 			changed = append(changed, m)
@@ -234,4 +243,64 @@ func (s *Store) LastChange(ctx context.Context, instanceID string) (int64, error
 	var id int64
 	err := s.DB.NewSelect().Model((*Change)(nil)).ColumnExpr("COALESCE(MAX(id), 0)").Where("instance_id = ?", instanceID).Scan(ctx, &id)
 	return id, err
+}
+
+// FeedEntry is a change with the ticket and message it refers to, as
+// they are now.
+type FeedEntry struct {
+	Change  Change
+	Ticket  *Ticket
+	Message *Message
+}
+
+// Feed returns an instance's change feed after a cursor with the tickets
+// and messages loaded in two queries.
+func (s *Store) Feed(ctx context.Context, instanceID string, after int64, limit int) ([]FeedEntry, error) {
+	cs, err := s.Changes(ctx, instanceID, after, limit)
+	if err != nil || len(cs) == 0 {
+		return nil, err
+	}
+	tids, mids := []int64{}, []int64{}
+	for _, c := range cs {
+		tids = append(tids, c.TicketID)
+		if c.MessageID != nil {
+			mids = append(mids, *c.MessageID)
+		}
+	}
+	var ts []*Ticket
+	if err := s.DB.NewSelect().Model(&ts).Where("t.instance_id = ? AND t.id IN (?)", instanceID, bun.In(tids)).Scan(ctx); err != nil {
+		return nil, err
+	}
+	tm := map[int64]*Ticket{}
+	for _, t := range ts {
+		tm[t.ID] = t
+	}
+	mm := map[int64]*Message{}
+	if len(mids) > 0 {
+		var ms []*Message
+		if err := s.DB.NewSelect().Model(&ms).Relation("Attachments").Where("m.instance_id = ? AND m.id IN (?)", instanceID, bun.In(mids)).Scan(ctx); err != nil {
+			return nil, err
+		}
+		for _, m := range ms {
+			mm[m.ID] = m
+		}
+	}
+	out := make([]FeedEntry, 0, len(cs))
+	for _, c := range cs {
+		e := FeedEntry{Change: c, Ticket: tm[c.TicketID]}
+		if c.MessageID != nil {
+			e.Message = mm[*c.MessageID]
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// ActiveTickets lists tickets of every instance that are not solved or
+// closed, in id order after a cursor (routing reconciliation at start).
+func (s *Store) ActiveTickets(ctx context.Context, after int64, limit int) ([]Ticket, error) {
+	var out []Ticket
+	err := s.DB.NewSelect().Model(&out).Where("t.status IN (?) AND t.id > ?", bun.In([]string{StatusNew, StatusOpen, StatusPending}), after).
+		Order("t.id").Limit(int64(limit)).Scan(ctx)
+	return out, err
 }

@@ -30,8 +30,11 @@ type Channel struct {
 	Settings string `bun:"settings,notnull" json:"settings"`
 	// Secrets is a JSON object of secret values; it is never returned by an
 	// API nor logged.
-	Secrets   string    `bun:"secrets,notnull" json:"-"`
-	Enabled   bool      `bun:"enabled,notnull" json:"enabled"`
+	Secrets string `bun:"secrets,notnull" json:"-"`
+	Enabled bool   `bun:"enabled,notnull" json:"enabled"`
+	// TeamID is the team new tickets of this channel are routed to; nil
+	// routes them to the instance-wide queue.
+	TeamID    *int64    `bun:"team_id" json:"team_id,omitempty"`
 	CreatedAt time.Time `bun:"created_at,notnull" json:"created_at"`
 }
 
@@ -145,6 +148,9 @@ type Ticket struct {
 	FirstResponseAt *time.Time `bun:"first_response_at" json:"first_response_at,omitempty"`
 	ResolvedAt      *time.Time `bun:"resolved_at" json:"resolved_at,omitempty"`
 	ClosedAt        *time.Time `bun:"closed_at" json:"closed_at,omitempty"`
+	// ChangeID is the feed position of the last change a store call made
+	// to this ticket (not stored).
+	ChangeID int64 `bun:"-" json:"-"`
 }
 
 // Message directions.
@@ -181,6 +187,9 @@ type Message struct {
 	StateReason string        `bun:"state_reason,notnull" json:"state_reason,omitempty"`
 	CreatedAt   time.Time     `bun:"created_at,notnull" json:"created_at"`
 	Attachments []*Attachment `bun:"rel:has-many,join:id=message_id" json:"attachments,omitempty"`
+	// ChangeID is the feed position of the change that recorded this
+	// message's latest state (not stored).
+	ChangeID int64 `bun:"-" json:"-"`
 }
 
 // Attachment is a file of a message; the bytes live in the blob store.

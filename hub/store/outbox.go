@@ -93,7 +93,7 @@ func (s *Store) FinishOutbox(ctx context.Context, it *OutboxItem, r OutboxResult
 		if _, err := tx.NewUpdate().Model(m).Column("external_id", "state", "state_reason").WherePK().Exec(ctx); err != nil {
 			return err
 		}
-		return s.addChange(ctx, tx, &Ticket{ID: m.TicketID, InstanceID: m.InstanceID}, ChangeState, &m.ID)
+		return s.addChange(ctx, tx, &Ticket{ID: m.TicketID, InstanceID: m.InstanceID}, ChangeState, m)
 	})
 	return m, err
 }

@@ -1,0 +1,236 @@
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/switchboard-hub/switchboard/connectors"
+	"github.com/switchboard-hub/switchboard/hub/store"
+)
+
+// runningChannel is a started connector and the channel it serves.
+type runningChannel struct {
+	ch     store.Channel
+	conn   connectors.Connector
+	routes map[string]connectors.Route // by path
+}
+
+// StartChannels starts every enabled channel of every instance. A channel
+// whose connector fails to build or start is logged and skipped: one
+// broken channel never keeps the others down.
+func (h *Hub) StartChannels(ctx context.Context) error {
+	chs, err := h.store.Channels(ctx, "")
+	if err != nil {
+		return fmt.Errorf("load channels: %w", err)
+	}
+	for _, ch := range chs {
+		if !ch.Enabled {
+			continue
+		}
+		if err := h.StartChannel(ctx, ch); err != nil {
+			h.log.Error("channel not started", "channel", ch.ID, "kind", ch.Kind, "err", err)
+		}
+	}
+	return nil
+}
+
+// StartChannel builds and starts one channel's connector, replacing a
+// running one.
+func (h *Hub) StartChannel(ctx context.Context, ch store.Channel) error {
+	h.StopChannel(ctx, ch.ID)
+	conn, err := h.registry.Build(connectors.Kind(ch.Kind), connectors.Config{
+		InstanceID: ch.InstanceID,
+		ChannelID:  ch.ID,
+		Settings:   json.RawMessage(ch.Settings),
+		Secrets:    ch.SecretMap(),
+		Logger:     h.log.With("component", "connector", "kind", ch.Kind, "channel", ch.ID),
+		PubSub:     h.bus,
+		Now:        h.store.Now,
+	})
+	if err != nil {
+		return fmt.Errorf("build %s connector: %w", ch.Kind, err)
+	}
+	rc := &runningChannel{ch: ch, conn: conn, routes: map[string]connectors.Route{}}
+	if hr, ok := conn.(connectors.HTTPRoutes); ok {
+		for _, r := range hr.Routes() {
+			rc.routes[strings.Trim(r.Path, "/")] = r
+		}
+	}
+	if err := conn.Start(ctx, &channelHost{h: h, ch: ch}); err != nil {
+		_ = conn.Stop(ctx)
+		return fmt.Errorf("start %s connector: %w", ch.Kind, err)
+	}
+	h.mu.Lock()
+	h.channels[ch.ID] = rc
+	h.mu.Unlock()
+	h.log.Info("channel started", "channel", ch.ID, "kind", ch.Kind, "instance", ch.InstanceID)
+	return nil
+}
+
+// StopChannel stops a running channel, if any.
+func (h *Hub) StopChannel(ctx context.Context, id string) {
+	h.mu.Lock()
+	rc := h.channels[id]
+	delete(h.channels, id)
+	h.mu.Unlock()
+	if rc != nil {
+		if err := rc.conn.Stop(ctx); err != nil {
+			h.log.Warn("channel stop", "channel", id, "err", err)
+		}
+	}
+}
+
+// StopChannels stops every channel.
+func (h *Hub) StopChannels(ctx context.Context) {
+	h.mu.RLock()
+	ids := make([]string, 0, len(h.channels))
+	for id := range h.channels {
+		ids = append(ids, id)
+	}
+	h.mu.RUnlock()
+	for _, id := range ids {
+		h.StopChannel(ctx, id)
+	}
+}
+
+func (h *Hub) channel(id string) *runningChannel {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.channels[id]
+}
+
+// channelOfKind returns a running channel of the given kind in an
+// instance (for replies that leave through another channel).
+func (h *Hub) channelOfKind(instanceID string, kind connectors.Kind) *runningChannel {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	var best *runningChannel
+	for _, rc := range h.channels {
+		if rc.ch.InstanceID == instanceID && connectors.Kind(rc.ch.Kind) == kind {
+			if best == nil || rc.ch.ID < best.ch.ID {
+				best = rc
+			}
+		}
+	}
+	return best
+}
+
+// ChannelHandler serves the connectors' HTTP routes at
+// /channels/{channelID}/{path}.
+func (h *Hub) ChannelHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, path := r.PathValue("channel"), strings.Trim(r.PathValue("path"), "/")
+		rc := h.channel(id)
+		if rc == nil {
+			http.Error(w, "no such channel", http.StatusNotFound)
+			return
+		}
+		route, ok := rc.routes[path]
+		if !ok || (route.Method != "" && route.Method != r.Method) {
+			if ok {
+				w.Header().Set("Allow", route.Method)
+				http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+				return
+			}
+			http.Error(w, "not found", http.StatusNotFound)
+			return
+		}
+		route.Handler.ServeHTTP(w, r)
+	})
+}
+
+// channelHost is the connectors.Host one channel's connector talks to.
+// It fixes the channel and instance, so a connector can never deliver into
+// another tenant.
+type channelHost struct {
+	h  *Hub
+	ch store.Channel
+}
+
+func (c *channelHost) Deliver(ctx context.Context, in connectors.Inbound) (connectors.Receipt, error) {
+	in.ChannelID = c.ch.ID
+	return c.h.deliver(ctx, c.ch, in)
+}
+
+func (c *channelHost) UpdateDelivery(ctx context.Context, u connectors.DeliveryUpdate) error {
+	var (
+		ms  []*store.Message
+		err error
+	)
+	switch {
+	case u.ExternalID != "":
+		ms, err = c.h.store.SetDelivery(ctx, c.ch.InstanceID, c.ch.ID, 0, u.ExternalID, string(u.State), u.Reason)
+	case u.Recipient != "" && !u.Watermark.IsZero():
+		ms, err = c.h.store.SetDeliveryUpTo(ctx, c.ch.InstanceID, c.ch.ID, u.Recipient, u.Watermark, string(u.State))
+	default:
+		return errors.New("delivery update names neither a message nor a recipient watermark")
+	}
+	if err != nil {
+		return fmt.Errorf("update delivery: %w", err)
+	}
+	for _, m := range ms {
+		c.h.publish(ctx, Update{Type: UpdateDelivery, InstanceID: m.InstanceID, Cursor: m.ChangeID, TicketID: m.TicketID, Message: m})
+	}
+	return nil
+}
+
+func (c *channelHost) OpenThread(ctx context.Context, t connectors.ThreadOpen) (connectors.Thread, error) {
+	if t.ThreadKey == "" {
+		return connectors.Thread{}, errors.New("open thread: empty thread key")
+	}
+	rec := &store.InboundRecord{
+		InstanceID: c.ch.InstanceID, ChannelID: c.ch.ID, ThreadKey: t.ThreadKey, TeamID: c.ch.TeamID,
+		Contact: contactInput(t.Contact), Subject: t.Subject,
+	}
+	if rec.Contact.ExternalID == "" {
+		rec.Contact.ExternalID = t.ThreadKey
+	}
+	tk, created, err := c.h.store.OpenThread(ctx, rec)
+	if err != nil {
+		return connectors.Thread{}, fmt.Errorf("open thread: %w", err)
+	}
+	if created {
+		c.h.publishTicket(ctx, tk)
+	}
+	return connectors.Thread{ConversationID: tk.ID, TicketNumber: tk.Number, Created: created}, nil
+}
+
+func (c *channelHost) History(ctx context.Context, channelID string, conversationID, after int64, limit int) ([]connectors.HistoryItem, error) {
+	t, err := c.h.store.Ticket(ctx, c.ch.InstanceID, conversationID)
+	if err != nil {
+		return nil, err
+	}
+	if t.ChannelID != c.ch.ID {
+		return nil, fmt.Errorf("conversation %d: %w", conversationID, store.ErrNotFound)
+	}
+	ms, err := c.h.store.Messages(ctx, c.ch.InstanceID, conversationID, after, limit, false)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]connectors.HistoryItem, 0, len(ms))
+	for _, m := range ms {
+		out = append(out, connectors.HistoryItem{
+			ID: m.ID, Direction: m.Direction, Text: m.Text, HTML: m.HTML, AuthorName: m.AuthorName,
+			ExternalID: m.ExternalID, State: connectors.DeliveryState(m.State), CreatedAt: m.CreatedAt,
+		})
+	}
+	return out, nil
+}
+
+func (c *channelHost) Signal(ctx context.Context, s connectors.Signal) error {
+	if s.ConversationID == 0 {
+		return nil
+	}
+	c.h.publish(ctx, Update{Type: UpdateTyping, InstanceID: c.ch.InstanceID, TicketID: s.ConversationID, Signal: s.Kind, From: s.From})
+	return nil
+}
+
+func contactInput(id connectors.Identity) store.ContactInput {
+	return store.ContactInput{ExternalID: id.ExternalID, DisplayName: id.DisplayName, Handle: id.Handle, Email: id.Email, Fields: id.Fields}
+}
+
+var _ connectors.Host = (*channelHost)(nil)
