@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"mime/multipart"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -144,7 +143,8 @@ func TestFieldErrors(t *testing.T) {
 		{"name", "   ", "Enter your name."},
 		{"name", "Ana\nSmith", "Write your name on one line."},
 		{"name", "Ana\x00", "Remove the invisible control characters from your name."},
-		{"name", long(201), "Shorten your name to 200 characters or fewer (it has 201)."},
+		{"name", long(101), "Shorten your name to 100 characters or fewer (it has 101)."},
+		{"name", strings.Repeat("名", 90), "Shorten your name; it is too long to store."},
 		{"email", "", "Enter your email address, so that we can answer you."},
 		{"email", "ana", "Enter an email address like name@example.com."},
 		{"email", "ana@", "Enter an email address like name@example.com."},
@@ -463,6 +463,15 @@ func TestAckAfterCommit(t *testing.T) {
 		}
 	})
 
+	t.Run("Deliver refuses for good", func(t *testing.T) {
+		f := newFixture(t, "")
+		f.host.err = connectors.NewError(connectors.Permanent, "no_sender", "the message has no sender", nil)
+		r := f.postJSON(t, `{"name":"A","email":"a@example.com","message":"hi"}`, nil)
+		if r.status != http.StatusUnprocessableEntity || r.header.Get("Retry-After") != "" || r.json(t)["error"] != "not_accepted" {
+			t.Fatalf("status %d, Retry-After %q: %s", r.status, r.header.Get("Retry-After"), r.body)
+		}
+	})
+
 	t.Run("Deliver blocks", func(t *testing.T) {
 		f := newFixture(t, "")
 		f.host.entered = make(chan struct{}, 1)
@@ -584,11 +593,8 @@ func TestFormPage(t *testing.T) {
 	if r := f.do(t, http.MethodPost, "form", "", nil, nil); r.status != http.StatusMethodNotAllowed {
 		t.Errorf("POST form: %d", r.status)
 	}
-	// The handler itself refuses other methods when mounted without one.
-	rec := httptest.NewRecorder()
-	f.c.handleForm(rec, httptest.NewRequest(http.MethodDelete, "/channels/ch1/form", nil))
-	if rec.Code != http.StatusMethodNotAllowed || rec.Header().Get("Allow") != "GET, HEAD" {
-		t.Errorf("DELETE form: %d %v", rec.Code, rec.Header())
+	if r := f.do(t, http.MethodDelete, "form", "", nil, nil); r.status != http.StatusMethodNotAllowed || r.header.Get("Allow") != "GET, HEAD" {
+		t.Errorf("DELETE form: %d %v", r.status, r.header)
 	}
 }
 

@@ -21,13 +21,17 @@ import (
 // submission or a typed error out. It does no I/O and keeps no state, so it
 // is table- and fuzz-tested on its own (FuzzParseSubmission).
 
-// Limits of the standard fields, in characters (runes).
+// Limits of the fields, in characters (runes), and in bytes where the hub
+// keeps fewer bytes than the character limit can take: a longer value would
+// be cut when stored, and texts are stored exactly as typed or not at all.
 const (
-	maxNameLength    = 200
+	maxNameLength    = 100
+	maxNameBytes     = 256 // the hub's contact display-name limit
 	maxSubjectLength = 200
 	maxMessageLength = 10000
 	maxEmailLength   = 254 // RFC 5321 path limit
 	maxKeyLength     = 200
+	maxExtraBytes    = 4096 // the hub's limit for a Meta value
 )
 
 // Media types the submit endpoint reads.
@@ -282,7 +286,7 @@ func validate(s *Settings, vals map[string]string) (submission, error) {
 		Message: normalizeNewlines(vals[fieldMessage]),
 	}
 
-	check := func(field, value, label string, required, multiline bool, max int) {
+	check := func(field, value, label string, required, multiline bool, max, maxBytes int) {
 		switch {
 		case strings.TrimSpace(value) == "":
 			if required {
@@ -295,12 +299,14 @@ func validate(s *Settings, vals map[string]string) (submission, error) {
 		case utf8.RuneCountInString(value) > max:
 			errs[field] = fmt.Sprintf("Shorten %s to %s characters or fewer (it has %s).",
 				label, thousands(max), thousands(utf8.RuneCountInString(value)))
+		case maxBytes > 0 && len(value) > maxBytes:
+			errs[field] = "Shorten " + label + "; it is too long to store."
 		}
 	}
 
-	check(fieldName, sub.Name, "your name", s.required(fieldName), false, maxNameLength)
-	check(fieldSubject, sub.Subject, "a subject", s.required(fieldSubject), false, maxSubjectLength)
-	check(fieldMessage, sub.Message, "your message", s.required(fieldMessage), true, maxMessageLength)
+	check(fieldName, sub.Name, "your name", s.required(fieldName), false, maxNameLength, maxNameBytes)
+	check(fieldSubject, sub.Subject, "a subject", s.required(fieldSubject), false, maxSubjectLength, 0)
+	check(fieldMessage, sub.Message, "your message", s.required(fieldMessage), true, maxMessageLength, 0)
 	switch {
 	case sub.Email == "":
 		errs[fieldEmail] = "Enter your email address, so that we can answer you."
@@ -315,7 +321,7 @@ func validate(s *Settings, vals map[string]string) (submission, error) {
 		if f.Multiline {
 			v = normalizeNewlines(v)
 		}
-		check(f.Name, v, "“"+f.Label+"”", f.Required, f.Multiline, f.MaxLength)
+		check(f.Name, v, "“"+f.Label+"”", f.Required, f.Multiline, f.MaxLength, maxExtraBytes)
 		if strings.TrimSpace(v) != "" && errs[f.Name] == "" {
 			if sub.Extra == nil {
 				sub.Extra = map[string]string{}

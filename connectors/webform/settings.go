@@ -66,7 +66,7 @@ type ExtraField struct {
 	Label     string `json:"label,omitempty"`
 	Required  bool   `json:"required,omitempty"`
 	Multiline bool   `json:"multiline,omitempty"`
-	// MaxLength in characters; default 1,000, at most 10,000.
+	// MaxLength in characters; default 200, at most 1,000.
 	MaxLength int `json:"max_length,omitempty"`
 }
 
@@ -79,8 +79,8 @@ const (
 	DefaultBurst         = 5
 	DefaultHoneypotField = "website"
 	DefaultTitle         = "Contact us"
-	defaultExtraLength   = 1000
-	maxExtraLength       = 10000
+	defaultExtraLength   = 200
+	maxExtraLength       = 1000
 	maxExtraFields       = 20
 )
 

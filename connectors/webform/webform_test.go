@@ -46,7 +46,7 @@ func TestSettingsFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := c.Settings()
-	if s.ExtraFields[1].Label != "phone" || s.ExtraFields[1].MaxLength != 1000 || s.ExtraFields[0].MaxLength != 20 {
+	if s.ExtraFields[1].Label != "phone" || s.ExtraFields[1].MaxLength != 200 || s.ExtraFields[0].MaxLength != 20 {
 		t.Errorf("extra fields %+v", s.ExtraFields)
 	}
 	if !reflect.DeepEqual(s.AllowedOrigins, []string{"https://www.example.com", "http://localhost:8080"}) {
@@ -81,7 +81,7 @@ func TestSettingsErrors(t *testing.T) {
 		{`{"extra_fields": [{"name": "email"}]}`, `settings.extra_fields[0].name: "email" is already used`},
 		{`{"extra_fields": [{"name": "website"}]}`, `settings.extra_fields[0].name: "website" is already used`},
 		{`{"extra_fields": [{"name": "a"}, {"name": "a"}]}`, `settings.extra_fields[1].name: "a" is listed twice`},
-		{`{"extra_fields": [{"name": "a", "max_length": 100000}]}`, `settings.extra_fields[0].max_length: must be between 1 and 10000`},
+		{`{"extra_fields": [{"name": "a", "max_length": 1001}]}`, `settings.extra_fields[0].max_length: must be between 1 and 1000`},
 		{`{"max_body_bytes": 10}`, `settings.max_body_bytes: must be between 1024 and 10485760`},
 		{`{"max_body_bytes": 1073741824}`, `settings.max_body_bytes: must be between`},
 		{`{"rate_limit": {"per_minute": -1}}`, `settings.rate_limit.per_minute: must not be negative`},
