@@ -112,8 +112,9 @@ func mediaType(contentType string) (string, map[string]string, error) {
 
 // parseForm reads body as the given content type and returns the value of
 // every field it holds. Duplicate fields, bytes that are not UTF-8 and
-// malformed bodies are requestErrors (400); file uploads are fieldErrors.
-// Unknown fields are returned too; validate drops them.
+// malformed bodies are requestErrors (400; 415 for the content type); file
+// uploads are fieldErrors, returned with the text fields so the form can be
+// shown again. Unknown fields are returned too; validate drops them.
 func parseForm(contentType string, body []byte) (map[string]string, error) {
 	mt, params, err := mediaType(contentType)
 	if err != nil {
