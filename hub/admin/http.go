@@ -298,13 +298,25 @@ func decodeError(err error) error {
 		if ute.Field == "" {
 			return bad("invalid_json", "", "the body must be a JSON object, not %s", ute.Value)
 		}
-		return bad("invalid_type", ute.Field, "field %q must be %s, not %s", ute.Field, jsonType(ute.Type), ute.Value)
+		// For a map value Field names the map: "secrets" holds a number
+		// where a string is expected.
+		return bad("invalid_type", ute.Field, "field %q holds %s where %s is expected", ute.Field, article(ute.Value), jsonType(ute.Type))
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		// encoding/json has no type for this error; its text is stable.
 		f, _ := strconv.Unquote(strings.TrimPrefix(err.Error(), "json: unknown field "))
 		return bad("unknown_field", f, "unknown field %q; the API description lists the fields", f)
 	}
 	return bad("invalid_json", "", "unreadable JSON: %s", strings.TrimPrefix(err.Error(), "json: "))
+}
+
+func article(jsonValue string) string {
+	if jsonValue == "" {
+		return "a value"
+	}
+	if strings.ContainsRune("aeiou", rune(jsonValue[0])) {
+		return "an " + jsonValue
+	}
+	return "a " + jsonValue
 }
 
 // jsonType names a Go type in JSON's words for error messages.
