@@ -86,8 +86,10 @@ func (n *Nullable[T]) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// Null returns a Nullable set to null; Some one set to v.
-func Null[T any]() Nullable[T]    { return Nullable[T]{Set: true} }
+// Null returns a Nullable set to null.
+func Null[T any]() Nullable[T] { return Nullable[T]{Set: true} }
+
+// Some returns a Nullable set to v.
 func Some[T any](v T) Nullable[T] { return Nullable[T]{Set: true, Value: &v} }
 
 const (
@@ -374,6 +376,12 @@ func (s *Service) UpdateChannel(ctx context.Context, instanceID, id string, u Ch
 		}
 		row.TeamID = u.TeamID.Value
 		changed = append(changed, "team_id")
+	}
+	if len(changed) == 0 {
+		// Nothing to store; a running channel is left alone rather than
+		// restarted for an empty PATCH.
+		v := channelView(row)
+		return &v, nil
 	}
 	if err := s.validate(row, secrets); err != nil {
 		return nil, err

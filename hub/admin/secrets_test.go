@@ -117,6 +117,10 @@ func TestRunnerFollowsChanges(t *testing.T) {
 		{"disable", func() error { _, err := e.svc.SetChannelEnabled(ctx, "acme", "chat", false); return err }, []string{"stop chat"}},
 		{"enable", func() error { _, err := e.svc.SetChannelEnabled(ctx, "acme", "chat", true); return err }, []string{"start chat"}},
 		{"delete", func() error { return e.svc.DeleteChannel(ctx, "acme", "chat") }, []string{"stop chat"}},
+		{"empty update", func() error {
+			_, err := e.svc.UpdateChannel(ctx, "acme", "chat2", ChannelUpdate{})
+			return err
+		}, nil},
 		{"refused change", func() error {
 			_, err := e.svc.UpdateChannel(ctx, "acme", "chat2", ChannelUpdate{Settings: []byte(`[1]`)})
 			if err == nil {
