@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/switchboard-hub/switchboard/hub/store"
@@ -58,6 +59,10 @@ func checkName(field, name string) (string, error) {
 		return "", invalid(field, "must be valid UTF-8")
 	case utf8.RuneCountInString(name) > maxNameLen:
 		return "", invalid(field, "is longer than %d characters", maxNameLen)
+	case strings.IndexFunc(name, unicode.IsControl) >= 0:
+		// Postgres refuses NUL in text, and a line break in a name breaks
+		// every table it is shown in.
+		return "", invalid(field, "must not contain control characters")
 	}
 	return name, nil
 }
