@@ -185,13 +185,12 @@ func (h *Hub) Transfer(ctx context.Context, a *store.Agent, ticketID int64, toAg
 	if err != nil {
 		return err
 	}
-	tid := strconv.FormatInt(ticketID, 10)
 	switch {
 	case toAgent != nil:
 		if _, err := h.store.Agent(ctx, a.InstanceID, *toAgent); err != nil {
 			return err
 		}
-		evs, err := h.router.Assign(ctx, a.InstanceID, tid, strconv.FormatInt(*toAgent, 10))
+		evs, err := h.router.Assign(ctx, routeTicket(t), strconv.FormatInt(*toAgent, 10))
 		if err != nil {
 			return err
 		}
@@ -241,7 +240,7 @@ func (h *Hub) SetStatus(ctx context.Context, a *store.Agent, ticketID int64, sta
 		evs, err = h.router.Release(ctx, a.InstanceID, tid)
 	case store.StatusOpen:
 		if t.AssigneeID != nil {
-			evs, err = h.router.Assign(ctx, a.InstanceID, tid, strconv.FormatInt(*t.AssigneeID, 10))
+			evs, err = h.router.Assign(ctx, routeTicket(t), strconv.FormatInt(*t.AssigneeID, 10))
 		} else {
 			evs, err = h.router.Enqueue(ctx, routeTicket(t))
 		}

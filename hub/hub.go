@@ -82,8 +82,9 @@ type Hub struct {
 	mu       sync.RWMutex
 	channels map[string]*runningChannel
 
-	kick chan struct{} // wakes the outbox dispatcher
-	wg   sync.WaitGroup
+	kick  chan struct{} // wakes the outbox dispatcher
+	wg    sync.WaitGroup
+	batch *batcher // group commit of inbound messages, while started
 }
 
 // New builds a hub; it does no I/O.
@@ -120,6 +121,11 @@ func (h *Hub) Bus() routing.Bus { return h.bus }
 // database, and runs the background loops (routing sweep, outbox) until
 // ctx ends. Call Wait after cancelling ctx.
 func (h *Hub) Start(ctx context.Context) error {
+	workers := 1
+	if h.store.Dialect() == "postgres" {
+		workers = 4
+	}
+	h.batch = newBatcher(h.store, workers)
 	if err := h.StartChannels(ctx); err != nil {
 		return err
 	}
@@ -136,6 +142,9 @@ func (h *Hub) Start(ctx context.Context) error {
 func (h *Hub) Wait(ctx context.Context) {
 	h.wg.Wait()
 	h.StopChannels(ctx)
+	if h.batch != nil {
+		h.batch.close()
+	}
 }
 
 // goLoop runs fn every interval (or when wake fires) until ctx ends,

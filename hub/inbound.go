@@ -22,7 +22,12 @@ func (h *Hub) deliver(ctx context.Context, ch store.Channel, in connectors.Inbou
 	if err != nil {
 		return connectors.Receipt{}, err
 	}
-	res, err := h.store.Ingest(ctx, rec)
+	var res *store.IngestResult
+	if h.batch != nil {
+		res, err = h.batch.ingest(ctx, rec)
+	} else {
+		res, err = h.store.Ingest(ctx, rec)
+	}
 	if err != nil {
 		return connectors.Receipt{}, fmt.Errorf("store inbound message: %w", err)
 	}

@@ -107,7 +107,7 @@ func (h *Hub) reconcile(ctx context.Context) error {
 			after = t.ID
 			var evs []routing.Event
 			if t.AssigneeID != nil {
-				evs, err = h.router.Assign(ctx, t.InstanceID, strconv.FormatInt(t.ID, 10), strconv.FormatInt(*t.AssigneeID, 10))
+				evs, err = h.router.Assign(ctx, routeTicket(t), strconv.FormatInt(*t.AssigneeID, 10))
 			} else if t.LastInboundAt != nil {
 				evs, err = h.router.Enqueue(ctx, routeTicket(t))
 			}

@@ -109,8 +109,11 @@ type Router interface {
 	// Decline gives an offer back; the ticket is offered to the next agent.
 	Decline(ctx context.Context, instanceID, ticketID, agentID string) ([]Event, error)
 	// Assign gives the ticket directly to an agent (transfer, or an agent
-	// picking it), regardless of capacity, removing it from any queue.
-	Assign(ctx context.Context, instanceID, ticketID, agentID string) ([]Event, error)
+	// picking it), regardless of capacity, removing it from any queue. A
+	// ticket the router does not know (after a restart of an in-process
+	// router, or one never enqueued) is taken in with t's team and
+	// priority; for a known ticket they are ignored, as in Enqueue.
+	Assign(ctx context.Context, t Ticket, agentID string) ([]Event, error)
 	// Transfer moves the ticket to another team's queue.
 	Transfer(ctx context.Context, t Ticket) ([]Event, error)
 	// MarkAnswered records that the assignee replied: the ticket is no

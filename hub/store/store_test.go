@@ -222,3 +222,46 @@ func TestOutboxLifecycle(t *testing.T) {
 		}
 	})
 }
+
+func TestIngestBatchIsolatesFailures(t *testing.T) {
+	open(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		seed(t, s, "acme")
+		before, _ := s.Ingest(ctx, rec("acme", "old", "t0", "stored before"))
+		bad := rec("acme", "bad", "t9", "no such instance")
+		bad.InstanceID = "missing"
+		recs := []*store.InboundRecord{
+			rec("acme", "a1", "t1", "first"),
+			rec("acme", "a2", "t1", "second, same new thread"),
+			rec("acme", "a1", "t1", "first again in the same batch"),
+			bad,
+			rec("acme", "old", "t0", "re-delivery of an earlier message"),
+			rec("acme", "b1", "t2", "other thread"),
+		}
+		out := s.IngestBatch(ctx, recs)
+		if out[3].Err == nil {
+			t.Fatal("a record of a missing instance was stored")
+		}
+		for i, want := range []bool{false, false, true, false, true, false} {
+			if i == 3 {
+				continue
+			}
+			if out[i].Err != nil {
+				t.Fatalf("record %d: %v", i, out[i].Err)
+			}
+			if out[i].Result.Duplicate != want {
+				t.Errorf("record %d duplicate = %v, want %v", i, out[i].Result.Duplicate, want)
+			}
+		}
+		if out[0].Result.Ticket.ID != out[1].Result.Ticket.ID || out[2].Result.Message.ID != out[0].Result.Message.ID {
+			t.Error("records of one thread in one batch must share the ticket")
+		}
+		if out[4].Result.Message.ID != before.Message.ID {
+			t.Error("re-delivery must point at the stored message")
+		}
+		ts, _ := s.Tickets(ctx, "acme", store.TicketFilter{})
+		if len(ts) != 3 {
+			t.Errorf("tickets = %d, want 3", len(ts))
+		}
+	})
+}

@@ -70,74 +70,7 @@ func (s *Store) Ingest(ctx context.Context, rec *InboundRecord) (*IngestResult, 
 
 func (s *Store) ingestOnce(ctx context.Context, rec *InboundRecord) (*IngestResult, error) {
 	res := &IngestResult{}
-	err := s.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		if rec.ExternalID != "" {
-			m := new(Message)
-			err := tx.NewSelect().Model(m).Where("channel_id = ? AND dedup_key = ?", rec.ChannelID, rec.ExternalID).Scan(ctx)
-			if err == nil {
-				if m.InstanceID != rec.InstanceID {
-					return fmt.Errorf("dedup key of another instance: %w", ErrConflict)
-				}
-				res.Duplicate, res.Message = true, m
-				res.Ticket = new(Ticket)
-				return tx.NewSelect().Model(res.Ticket).Where("id = ?", m.TicketID).Scan(ctx)
-			}
-			if !isNotFound(notFound(err, "")) {
-				return err
-			}
-		}
-		c, err := s.upsertIdentity(ctx, tx, rec.InstanceID, rec.ChannelID, rec.Contact)
-		if err != nil {
-			return err
-		}
-		res.Contact = c
-		t, created, err := s.threadTicket(ctx, tx, rec, c)
-		if err != nil {
-			return err
-		}
-		res.Ticket, res.Created = t, created
-		at := rec.At
-		if at.IsZero() {
-			at = s.now()
-		}
-		m := &Message{
-			InstanceID: rec.InstanceID, TicketID: t.ID, ChannelID: rec.ChannelID, Direction: DirIn,
-			ExternalID: rec.ExternalID, ContactID: &c.ID, AuthorName: authorName(c, rec.Contact),
-			Subject: rec.Subject, Text: rec.Text, HTML: rec.HTML, Meta: rec.Meta, AutoReply: rec.AutoReply,
-			CreatedAt: s.now(),
-		}
-		if rec.ExternalID != "" {
-			key := rec.ExternalID
-			m.DedupKey = &key
-		}
-		if _, err := tx.NewInsert().Model(m).Exec(ctx); err != nil {
-			if IsUnique(err) {
-				return errRace
-			}
-			return fmt.Errorf("insert message: %w", err)
-		}
-		res.Message = m
-		for _, a := range rec.Attachments {
-			a.InstanceID, a.MessageID = rec.InstanceID, m.ID
-			if _, err := tx.NewInsert().Model(a).Exec(ctx); err != nil {
-				return fmt.Errorf("insert attachment: %w", err)
-			}
-			m.Attachments = append(m.Attachments, a)
-		}
-		// An auto-reply never reopens or changes a ticket (C07).
-		if !rec.AutoReply {
-			switch t.Status {
-			case StatusPending, StatusSolved:
-				t.Status, t.ResolvedAt, res.Reopened = StatusOpen, nil, true
-			}
-			t.LastInboundAt = &at
-		}
-		t.LastMessageAt, t.UpdatedAt = s.now(), s.now()
-		if _, err := tx.NewUpdate().Model(t).Column("status", "resolved_at", "last_inbound_at", "last_message_at", "updated_at").WherePK().Exec(ctx); err != nil {
-			return err
-		}
-		return s.addChange(ctx, tx, t, ChangeMessage, m)
-	})
+	err := s.Tx(ctx, func(ctx context.Context, tx bun.Tx) error { return s.ingestTx(ctx, tx, rec, res) })
 	if errors.Is(err, errRace) {
 		return nil, err
 	}
@@ -145,6 +78,123 @@ func (s *Store) ingestOnce(ctx context.Context, rec *InboundRecord) (*IngestResu
 		return nil, fmt.Errorf("ingest: %w", err)
 	}
 	return res, nil
+}
+
+// ingestTx does Ingest's work inside tx.
+func (s *Store) ingestTx(ctx context.Context, tx bun.Tx, rec *InboundRecord, res *IngestResult) error {
+	if rec.ExternalID != "" {
+		m := new(Message)
+		err := tx.NewSelect().Model(m).Where("channel_id = ? AND dedup_key = ?", rec.ChannelID, rec.ExternalID).Scan(ctx)
+		if err == nil {
+			if m.InstanceID != rec.InstanceID {
+				return fmt.Errorf("dedup key of another instance: %w", ErrConflict)
+			}
+			res.Duplicate, res.Message = true, m
+			res.Ticket = new(Ticket)
+			return tx.NewSelect().Model(res.Ticket).Where("id = ?", m.TicketID).Scan(ctx)
+		}
+		if !isNotFound(notFound(err, "")) {
+			return err
+		}
+	}
+	c, err := s.upsertIdentity(ctx, tx, rec.InstanceID, rec.ChannelID, rec.Contact)
+	if err != nil {
+		return err
+	}
+	res.Contact = c
+	t, created, err := s.threadTicket(ctx, tx, rec, c)
+	if err != nil {
+		return err
+	}
+	res.Ticket, res.Created = t, created
+	at := rec.At
+	if at.IsZero() {
+		at = s.now()
+	}
+	m := &Message{
+		InstanceID: rec.InstanceID, TicketID: t.ID, ChannelID: rec.ChannelID, Direction: DirIn,
+		ExternalID: rec.ExternalID, ContactID: &c.ID, AuthorName: authorName(c, rec.Contact),
+		Subject: rec.Subject, Text: rec.Text, HTML: rec.HTML, Meta: rec.Meta, AutoReply: rec.AutoReply,
+		CreatedAt: s.now(),
+	}
+	if rec.ExternalID != "" {
+		key := rec.ExternalID
+		m.DedupKey = &key
+	}
+	if _, err := tx.NewInsert().Model(m).Exec(ctx); err != nil {
+		if IsUnique(err) {
+			return errRace
+		}
+		return fmt.Errorf("insert message: %w", err)
+	}
+	res.Message = m
+	for _, a := range rec.Attachments {
+		a.InstanceID, a.MessageID = rec.InstanceID, m.ID
+		if _, err := tx.NewInsert().Model(a).Exec(ctx); err != nil {
+			return fmt.Errorf("insert attachment: %w", err)
+		}
+		m.Attachments = append(m.Attachments, a)
+	}
+	// An auto-reply never reopens or changes a ticket (C07).
+	if !rec.AutoReply {
+		switch t.Status {
+		case StatusPending, StatusSolved:
+			t.Status, t.ResolvedAt, res.Reopened = StatusOpen, nil, true
+		}
+		t.LastInboundAt = &at
+	}
+	t.LastMessageAt, t.UpdatedAt = s.now(), s.now()
+	if _, err := tx.NewUpdate().Model(t).Column("status", "resolved_at", "last_inbound_at", "last_message_at", "updated_at").WherePK().Exec(ctx); err != nil {
+		return err
+	}
+	return s.addChange(ctx, tx, t, ChangeMessage, m)
+}
+
+// BatchResult is the outcome of one record of IngestBatch.
+type BatchResult struct {
+	Result *IngestResult
+	Err    error
+}
+
+// IngestBatch stores many inbound messages in one transaction: one commit
+// (one WAL flush) for the lot, which is what lets concurrent ingest go
+// faster than one commit per message. Each record runs under its own
+// savepoint, so a record that fails (or loses a race) is rolled back alone
+// and then retried on its own with Ingest; the others are unaffected.
+func (s *Store) IngestBatch(ctx context.Context, recs []*InboundRecord) []BatchResult {
+	out := make([]BatchResult, len(recs))
+	if len(recs) == 1 {
+		out[0].Result, out[0].Err = s.Ingest(ctx, recs[0])
+		return out
+	}
+	retry := make([]bool, len(recs))
+	err := s.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		for i, rec := range recs {
+			sp := fmt.Sprintf("ingest_%d", i)
+			if _, err := tx.ExecContext(ctx, "SAVEPOINT "+sp); err != nil {
+				return err
+			}
+			res := &IngestResult{}
+			if err := s.ingestTx(ctx, tx, rec, res); err != nil {
+				if _, rerr := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT "+sp); rerr != nil {
+					return rerr
+				}
+				retry[i] = true
+				continue
+			}
+			if _, err := tx.ExecContext(ctx, "RELEASE SAVEPOINT "+sp); err != nil {
+				return err
+			}
+			out[i].Result = res
+		}
+		return nil
+	})
+	for i := range recs {
+		if err != nil || retry[i] {
+			out[i].Result, out[i].Err = s.Ingest(ctx, recs[i])
+		}
+	}
+	return out
 }
 
 func authorName(c *Contact, in ContactInput) string {

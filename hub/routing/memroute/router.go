@@ -263,25 +263,33 @@ func (r *Router) Decline(ctx context.Context, instanceID, ticketID, agentID stri
 }
 
 // Assign implements routing.Router.
-func (r *Router) Assign(ctx context.Context, instanceID, ticketID, agentID string) ([]routing.Event, error) {
-	if err := rule.NonEmpty("instance id", instanceID, "ticket id", ticketID, "agent id", agentID); err != nil {
+func (r *Router) Assign(ctx context.Context, t routing.Ticket, agentID string) ([]routing.Event, error) {
+	t, err := rule.CheckTicket(t)
+	if err != nil {
+		return nil, fmt.Errorf("assign: %w", err)
+	}
+	if err := rule.NonEmpty("agent id", agentID); err != nil {
 		return nil, fmt.Errorf("assign: %w", err)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	o := r.begin(instanceID)
-	tk := o.in.tickets[ticketID]
-	if tk == nil {
-		return nil, fmt.Errorf("assign %q: ticket unknown to the router, enqueue it first", ticketID)
+	o := r.begin(t.InstanceID)
+	tk := o.in.tickets[t.TicketID]
+	fresh := tk == nil
+	if fresh {
+		tk = &ticket{id: t.TicketID, team: t.Team, priority: t.Priority, seq: o.in.next()}
+		o.in.tickets[tk.id] = tk
 	}
 	if tk.state == assigned && tk.agent == agentID {
 		return nil, nil
 	}
 	ag := o.agent(agentID)
 	touched := map[string]bool{}
-	if tk.state == queued {
+	switch {
+	case fresh:
+	case tk.state == queued:
 		o.unqueue(tk)
-	} else {
+	default:
 		for _, team := range o.in.agents[tk.agent].teams {
 			touched[team] = true
 		}

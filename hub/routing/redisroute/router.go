@@ -55,9 +55,6 @@ func New(client redis.UniversalClient, cfg Config) *Router {
 	return &Router{client: client, cfg: cfg.WithDefaults(), scripts: newScripts()}
 }
 
-// errUnknownTicket is what Assign reports for a ticket never enqueued.
-var errUnknownTicket = errors.New("ticket unknown to the router, enqueue it first")
-
 // run executes a mutating script with the common arguments and decodes
 // its status and events.
 func (r *Router) run(ctx context.Context, s *redis.Script, fifth any, args ...any) (string, []routing.Event, error) {
@@ -177,8 +174,19 @@ func (r *Router) Decline(ctx context.Context, instanceID, ticketID, agentID stri
 }
 
 // Assign implements routing.Router.
-func (r *Router) Assign(ctx context.Context, instanceID, ticketID, agentID string) ([]routing.Event, error) {
-	return r.offerOp(ctx, "assign", r.scripts.assign, instanceID, ticketID, agentID)
+func (r *Router) Assign(ctx context.Context, t routing.Ticket, agentID string) ([]routing.Event, error) {
+	t, err := rule.CheckTicket(t)
+	if err != nil {
+		return nil, fmt.Errorf("redisroute: assign: %w", err)
+	}
+	if err := rule.NonEmpty("agent id", agentID); err != nil {
+		return nil, fmt.Errorf("redisroute: assign: %w", err)
+	}
+	_, evs, err := r.run(ctx, r.scripts.assign, t.InstanceID, t.TicketID, agentID, t.Team, t.Priority)
+	if err != nil {
+		return nil, fmt.Errorf("redisroute: assign %q to %q: %w", t.TicketID, agentID, err)
+	}
+	return evs, nil
 }
 
 func (r *Router) offerOp(ctx context.Context, name string, s *redis.Script, instanceID, ticketID, agentID string) ([]routing.Event, error) {
@@ -190,8 +198,6 @@ func (r *Router) offerOp(ctx context.Context, name string, s *redis.Script, inst
 	case err != nil:
 	case status == "nooffer":
 		err = routing.ErrNoOffer
-	case status == "unknown":
-		err = errUnknownTicket
 	case status != "ok":
 		err = fmt.Errorf("unexpected script status %q", status)
 	}

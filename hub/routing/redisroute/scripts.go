@@ -13,8 +13,8 @@ import "github.com/redis/go-redis/v9"
 //	ARGV[3] offer ms       ARGV[4] presence ms
 //	ARGV[5] instance id (sweep: batch size)   ARGV[6...] per script
 //
-// Mutating scripts return {status, events...}: status is "ok", "nooffer",
-// "unknown" or (sweep) "more"; each event is six strings: kind, instance,
+// Mutating scripts return {status, events...}: status is "ok", "nooffer" or
+// (sweep) "more"; each event is six strings: kind, instance,
 // ticket, agent, team, offer expiry in unix ms.
 //
 // Keys are derived inside the scripts from the prefix and the instance,
@@ -344,11 +344,17 @@ const assignBody = `
 local k = K(ARGV[5])
 local aid = ARGV[7]
 local t = ticket(k, ARGV[6])
-if not t then return 'unknown' end
+local fresh = not t
+if fresh then
+  -- Taken in as given: the router lost it (restart) or never had it.
+  t = {id = ARGV[6], team = ARGV[8], prio = tonumber(ARGV[9]), seq = nextseq(k), ans = '0'}
+  redis.call('HSET', tkey(k, t.id), 'team', t.team, 'prio', t.prio, 'seq', t.seq, 'ans', '0', 'lp', '')
+end
 if t.state == 'a' and t.agent == aid then return end
 ensureAgent(k, aid)
 local touched = {}
-if t.state == 'q' then
+if fresh then
+elseif t.state == 'q' then
   unqueue(k, t.id, t.team)
 else
   touch(touched, agentTeams(k, t.agent))

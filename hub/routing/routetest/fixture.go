@@ -149,7 +149,7 @@ func (f *fixture) decline(ticketID, agentID string) []routing.Event {
 
 func (f *fixture) assign(ticketID, agentID string) []routing.Event {
 	f.t.Helper()
-	evs, err := f.r.Assign(f.ctx, f.inst, ticketID, agentID)
+	evs, err := f.r.Assign(f.ctx, routing.Ticket{InstanceID: f.inst, TicketID: ticketID, Team: "support"}, agentID)
 	return f.must("assign "+ticketID+" to "+agentID, evs, err)
 }
 
