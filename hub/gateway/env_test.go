@@ -39,13 +39,15 @@ type env struct {
 	ctx    context.Context
 	st     *store.Store
 	h      *hub.Hub
-	router *memroute.Router
-	bus    *memroute.Bus
+	router routing.Router
+	bus    routing.Bus
 	clock  *routetest.Clock
 	gw     *Gateway
 	srv    *httptest.Server
 	wsURL  string
 	logs   *syncBuffer
+
+	stopHub func() // stops the hub's loops and channels, once
 
 	mu       sync.Mutex
 	channels map[string]*testConnector
@@ -58,6 +60,12 @@ type envOpts struct {
 	// smallBuffers shrinks the server's TCP send buffers so that a client
 	// that stops reading fills them quickly.
 	smallBuffers bool
+	// router, bus and clock replace the in-process ones (another node of
+	// the same deployment shares them); the store is then assumed
+	// migrated.
+	router routing.Router
+	bus    routing.Bus
+	clock  *routetest.Clock
 }
 
 func newEnv(t *testing.T, o envOpts) *env {
@@ -74,10 +82,17 @@ func newEnv(t *testing.T, o envOpts) *env {
 	if err := st.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, ctx: ctx, st: st, clock: routetest.NewClock(), logs: &syncBuffer{},
+	e := &env{t: t, ctx: ctx, st: st, clock: o.clock, router: o.router, bus: o.bus, logs: &syncBuffer{},
 		channels: map[string]*testConnector{}, events: make(chan event, 4096)}
-	e.router = memroute.New(routing.Config{OfferTimeout: 30 * time.Second, PresenceTTL: 45 * time.Second, Now: e.clock.Now})
-	e.bus = memroute.NewBus()
+	if e.clock == nil {
+		e.clock = routetest.NewClock()
+	}
+	if e.router == nil {
+		e.router = memroute.New(routing.Config{OfferTimeout: 30 * time.Second, PresenceTTL: 45 * time.Second, Now: e.clock.Now})
+	}
+	if e.bus == nil {
+		e.bus = memroute.NewBus()
+	}
 	t.Cleanup(func() { e.bus.Close() })
 	blobs, err := blob.NewDir(t.TempDir())
 	if err != nil {
@@ -99,10 +114,14 @@ func newEnv(t *testing.T, o envOpts) *env {
 	if err := e.h.Start(hctx); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		stop()
-		e.h.Wait(ctx)
-	})
+	var once sync.Once
+	e.stopHub = func() {
+		once.Do(func() {
+			stop()
+			e.h.Wait(ctx)
+		})
+	}
+	t.Cleanup(func() { e.stopHub() })
 	e.gw = New(e.h, o.cfg, log)
 	e.gw.observe = func(ev event) {
 		select {
@@ -145,7 +164,18 @@ func (e *env) instance(id string, settings string) *testConnector {
 	if err := e.st.CreateChannel(e.ctx, &ch); err != nil {
 		e.t.Fatal(err)
 	}
-	if err := e.h.StartChannel(e.ctx, ch); err != nil {
+	return e.startChannel(ch.ID)
+}
+
+// startChannel runs a stored channel on this node (every node runs every
+// channel).
+func (e *env) startChannel(id string) *testConnector {
+	e.t.Helper()
+	ch, err := e.st.ChannelByID(e.ctx, id)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := e.h.StartChannel(e.ctx, *ch); err != nil {
 		e.t.Fatal(err)
 	}
 	return e.connector(ch.ID)
