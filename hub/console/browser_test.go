@@ -375,7 +375,7 @@ func TestAgentTakesAndAnswersAChat(t *testing.T) {
 
 	// The visitor types; Ada sees it.
 	v.send(map[string]any{"type": "typing", "active": true})
-	until[bool](aw, "the typing indicator", `!document.getElementById('typing').hidden && document.getElementById('typing').textContent.endsWith('is typing…')`)
+	until[bool](aw, "the typing indicator", `!document.getElementById('typing').hidden && document.getElementById('typing').textContent === 'Grace is typing…'`)
 
 	// Ada replies; the reply leaves through the outbox and shows its state.
 	const reply = "Sorry to hear that! Let me check."

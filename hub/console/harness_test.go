@@ -240,8 +240,10 @@ type probe struct {
 	host connectors.Host
 }
 
-func (p *probe) Kind() connectors.Kind     { return "probe" }
-func (p *probe) Policy() connectors.Policy { return connectors.Policy{Threading: connectors.ThreadingConversation} }
+func (p *probe) Kind() connectors.Kind { return "probe" }
+func (p *probe) Policy() connectors.Policy {
+	return connectors.Policy{Threading: connectors.ThreadingConversation}
+}
 func (p *probe) Start(_ context.Context, h connectors.Host) error {
 	p.mu.Lock()
 	p.host = h
@@ -401,8 +403,8 @@ func newBrowser(t *testing.T) *browser {
 
 // tab is one browser window with everything it reports recorded.
 type tab struct {
-	t   *testing.T
-	ctx context.Context
+	t    *testing.T
+	ctx  context.Context
 	name string
 
 	mu         sync.Mutex
@@ -549,13 +551,6 @@ next:
 			tb.t.Errorf("%s: the agent token is in a URL: %s", tb.name, u)
 		}
 	}
-}
-
-// consoleErrors returns the console errors seen so far.
-func (tb *tab) consoleErrors() []string {
-	tb.mu.Lock()
-	defer tb.mu.Unlock()
-	return append([]string(nil), tb.errors...)
 }
 
 // requested tells whether the page requested a URL containing s.

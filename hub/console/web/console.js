@@ -168,6 +168,11 @@
     if (S.presence) {
       setPresence(S.presence, false);
     }
+    // Names that were being fetched when the last socket closed.
+    S.contactWanted.clear();
+    S.contactQueue = [];
+    for (const t of S.tickets.values()) needContact(t);
+    for (const o of S.offers.values()) needContact(o.ticket);
     if (!resuming) {
       loadTickets();
       if (S.current) openTicket(S.current.id);
@@ -793,10 +798,21 @@
       return;
     }
     const p = $('typing');
-    setText(p, (f.from || 'Someone') + ' is typing…');
+    setText(p, typist(f.from) + ' is typing…');
     p.hidden = false;
     clearTimeout(S.typingTimer);
     S.typingTimer = setTimeout(hideTyping, TYPING_SHOW_MS);
+  }
+
+  // typist names who types: channels name the end user by their id on
+  // the channel (a visitor id), which the contact's identities map to a
+  // name.
+  function typist(from) {
+    const c = S.current && S.current.contact;
+    for (const id of (c && c.identities) || []) {
+      if (from && id.external_id === from) return id.display_name || c.name || 'The customer';
+    }
+    return from || 'Someone';
   }
 
   function hideTyping() {
