@@ -2,6 +2,8 @@ package hub
 
 import (
 	"context"
+	"hash/maphash"
+	"strconv"
 	"sync"
 
 	"github.com/switchboard-hub/switchboard/hub/store"
@@ -14,12 +16,18 @@ const maxBatch = 128
 // messages that arrive while a transaction is committing are stored
 // together in the next one. Under load this turns N commits into one;
 // alone, a message waits for nobody (a batch is whatever is queued).
+//
+// Workers are shards: every message of one conversation goes through the
+// same worker, so messages of a conversation are stored (and numbered) in
+// the order they were received (C23), while different conversations
+// commit in parallel.
 type batcher struct {
-	st   *store.Store
-	reqs chan *ingestReq
-	stop chan struct{}
-	once sync.Once
-	wg   sync.WaitGroup
+	st     *store.Store
+	shards []chan *ingestReq
+	seed   maphash.Seed
+	stop   chan struct{}
+	once   sync.Once
+	wg     sync.WaitGroup
 }
 
 type ingestReq struct {
@@ -33,18 +41,35 @@ type ingestReq struct {
 // newBatcher starts workers: parallel transactions on Postgres, one on
 // SQLite (which has one writer anyway).
 func newBatcher(st *store.Store, workers int) *batcher {
-	b := &batcher{st: st, reqs: make(chan *ingestReq), stop: make(chan struct{})}
+	b := &batcher{st: st, seed: maphash.MakeSeed(), stop: make(chan struct{})}
 	for range workers {
+		ch := make(chan *ingestReq)
+		b.shards = append(b.shards, ch)
 		b.wg.Add(1)
-		go b.work()
+		go b.work(ch)
 	}
 	return b
+}
+
+// shard picks the worker of a record's conversation: its thread key or
+// conversation id, else its sender (header-threaded channels).
+func (b *batcher) shard(rec *store.InboundRecord) chan *ingestReq {
+	key := rec.ChannelID + "\x00"
+	switch {
+	case rec.ThreadKey != "":
+		key += rec.ThreadKey
+	case rec.ConversationID != 0:
+		key += strconv.FormatInt(rec.ConversationID, 10)
+	default:
+		key += rec.Contact.ExternalID
+	}
+	return b.shards[maphash.String(b.seed, key)%uint64(len(b.shards))]
 }
 
 func (b *batcher) ingest(ctx context.Context, rec *store.InboundRecord) (*store.IngestResult, error) {
 	r := &ingestReq{ctx: ctx, rec: rec, done: make(chan struct{})}
 	select {
-	case b.reqs <- r:
+	case b.shard(rec) <- r:
 	case <-b.stop:
 		return b.st.Ingest(ctx, rec)
 	case <-ctx.Done():
@@ -57,12 +82,12 @@ func (b *batcher) ingest(ctx context.Context, rec *store.InboundRecord) (*store.
 	return r.res, r.err
 }
 
-func (b *batcher) work() {
+func (b *batcher) work(reqs chan *ingestReq) {
 	defer b.wg.Done()
 	for {
 		var first *ingestReq
 		select {
-		case first = <-b.reqs:
+		case first = <-reqs:
 		case <-b.stop:
 			return
 		}
@@ -70,7 +95,7 @@ func (b *batcher) work() {
 	fill:
 		for len(batch) < maxBatch {
 			select {
-			case r := <-b.reqs:
+			case r := <-reqs:
 				batch = append(batch, r)
 			default:
 				break fill

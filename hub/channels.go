@@ -130,7 +130,9 @@ func (h *Hub) ChannelHandler() http.Handler {
 			return
 		}
 		route, ok := rc.routes[path]
-		if !ok || (route.Method != "" && route.Method != r.Method) {
+		// A GET route answers HEAD too, as net/http's own mux does.
+		allowed := route.Method == "" || route.Method == r.Method || (route.Method == http.MethodGet && r.Method == http.MethodHead)
+		if !ok || !allowed {
 			if ok {
 				w.Header().Set("Allow", route.Method)
 				http.Error(w, "method not allowed", http.StatusMethodNotAllowed)

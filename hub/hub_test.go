@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -403,6 +404,57 @@ func TestAgentTenantIsolation(t *testing.T) {
 		}
 		if a, err := f.h.AuthenticateAgent(ctx, f.token); err != nil || a.ID != f.agent.ID {
 			t.Errorf("good token: %v", err)
+		}
+	})
+}
+
+// With the hub started, inbound messages go through the group commit:
+// many conversations at once, each in order, each re-delivery absorbed.
+func TestGroupCommitKeepsOrderAndDedup(t *testing.T) {
+	stacks(t, func(t *testing.T, f *fixture) {
+		ctx, cancel := context.WithCancel(context.Background())
+		if err := f.h.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { cancel(); f.h.Wait(context.Background()) }()
+		const convs, per = 16, 20
+		var wg sync.WaitGroup
+		errs := make(chan error, convs)
+		for c := range convs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range per {
+					in := connectors.Inbound{ExternalID: fmt.Sprintf("c%d-m%d", c, i), ThreadKey: fmt.Sprintf("conv-%d", c),
+						Sender: connectors.Identity{ExternalID: fmt.Sprintf("u%d", c)}, Text: fmt.Sprintf("%d", i)}
+					for range 2 { // every item delivered twice
+						if _, err := f.probes["acme-probe"].host.Deliver(ctx, in); err != nil {
+							errs <- err
+							return
+						}
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		ts, err := f.st.Tickets(ctx, "acme", store.TicketFilter{Limit: 100})
+		if err != nil || len(ts) != convs {
+			t.Fatalf("tickets = %d, %v", len(ts), err)
+		}
+		for _, tk := range ts {
+			ms, _ := f.st.Messages(ctx, "acme", tk.ID, 0, 0, true)
+			if len(ms) != per {
+				t.Fatalf("ticket %d has %d messages, want %d", tk.ID, len(ms), per)
+			}
+			for i, m := range ms {
+				if m.Text != fmt.Sprint(i) {
+					t.Fatalf("ticket %d message %d is %q: out of receipt order", tk.ID, i, m.Text)
+				}
+			}
 		}
 	})
 }

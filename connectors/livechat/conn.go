@@ -17,23 +17,30 @@ import (
 	"github.com/switchboard-hub/switchboard/connectors"
 )
 
-// conn is one visitor websocket (one browser tab). Its reader goroutine
-// (the HTTP handler) reads and handles frames one at a time, so a tab's
-// messages reach the host in the order the tab sent them; its writer
-// goroutine owns every write but close frames and pings.
+// conn is one visitor websocket (one browser tab). One goroutine reads
+// and handles frames one at a time, so a tab's messages reach the host in
+// the order the tab sent them. Writes go through a bounded queue drained
+// by a writer goroutine that runs only while there is something to write,
+// and pings come from a timer: an idle socket costs one parked goroutine
+// and its buffers (see BenchmarkIdleVisitorMemory).
 type conn struct {
 	k    *Connector
 	ws   *websocket.Conn
-	id   string // unique across nodes: the Origin of envelopes
-	ctx  context.Context
-	stop context.CancelFunc
-	send chan []byte // bounded: a full queue drops the socket
+	id   string          // unique across nodes: the Origin of envelopes
+	base context.Context // the connector's run context
 
-	quitOnce  sync.Once
-	quit      chan struct{} // closed to stop the writer
-	closeCode int           // written before quit is closed
+	// qmu guards the write side.
+	qmu       sync.Mutex
+	queue     [][]byte // bounded by Settings.SendQueue: a full queue drops the socket
+	writing   bool     // a writer goroutine is draining queue
+	closeReq  bool     // write a close frame once queue is drained
+	closeCode int
 	closeMsg  string
-	wdone     chan struct{} // closed when the writer has stopped
+	closed    bool          // no more writes
+	flushed   chan struct{} // closed once the close frame is written (or given up)
+	flushDone bool
+	writers   sync.WaitGroup
+	pinger    *time.Timer
 
 	// mu guards holding and held: while a session starts, frames from the
 	// room are held back until session.ready is queued, so that
@@ -65,7 +72,10 @@ func newConnID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// serveWS upgrades a visitor's request to the websocket and runs it.
+// serveWS upgrades a visitor's request to the websocket and hands the
+// socket to its own goroutine: returning from the handler lets net/http
+// free its per-request state (buffers, headers) that an idle socket would
+// otherwise keep.
 func (k *Connector) serveWS(w http.ResponseWriter, r *http.Request) {
 	k.mu.Lock()
 	if k.state != stateRunning {
@@ -74,37 +84,47 @@ func (k *Connector) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	k.wg.Add(1) // under the lock, so Stop's Wait never races an Add
-	runCtx := k.runCtx
+	base := k.runCtx
 	k.mu.Unlock()
-	defer k.wg.Done()
 
 	ws, err := k.upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		// Upgrade has answered with an HTTP error already.
 		k.log.Debug("websocket upgrade failed", "err", err)
+		k.wg.Done()
 		return
 	}
-	ctx, stop := context.WithCancel(runCtx)
-	c := &conn{
-		k: k, ws: ws, id: newConnID(), ctx: ctx, stop: stop,
-		send:  make(chan []byte, k.settings.SendQueue),
-		quit:  make(chan struct{}),
-		wdone: make(chan struct{}),
-	}
+	c := &conn{k: k, ws: ws, id: newConnID(), base: base}
 	k.mu.Lock()
 	if k.state != stateRunning {
 		k.mu.Unlock()
-		stop()
 		_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down"), time.Now().Add(closeGrace))
 		_ = ws.Close()
+		k.wg.Done()
 		return
 	}
 	k.conns[c] = struct{}{}
 	k.mu.Unlock()
+	go c.run()
+}
 
-	go c.writeLoop()
+func (c *conn) run() {
+	defer c.k.wg.Done()
+	defer c.cleanup()
+	defer func() {
+		if p := recover(); p != nil {
+			c.k.log.Error("panic in live chat connection", "panic", p)
+		}
+	}()
+	c.qmu.Lock()
+	c.pinger = time.AfterFunc(pingPeriod, c.ping)
+	c.qmu.Unlock()
 	c.readLoop()
-	c.cleanup()
+}
+
+// hostCtx bounds one Host call; Stop cancels it.
+func (c *conn) hostCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(c.base, hostTimeout)
 }
 
 // checkOrigin allows the hub's own origin, the configured ones, and
@@ -133,45 +153,53 @@ func (k *Connector) checkOrigin(r *http.Request) bool {
 }
 
 // readLoop reads frames until the socket fails or the conn closes it.
+// It is kept small, and the frame handling out of line, because an idle
+// socket's goroutine is parked in here: a shallow stack lets the runtime
+// shrink it to 4 KiB (BenchmarkIdleVisitorMemory).
 func (c *conn) readLoop() {
-	k := c.k
-	c.ws.SetReadLimit(k.readLimit)
+	c.ws.SetReadLimit(c.k.readLimit)
 	_ = c.ws.SetReadDeadline(time.Now().Add(pongWait))
-	c.ws.SetPongHandler(func(string) error { return c.ws.SetReadDeadline(time.Now().Add(pongWait)) })
+	c.ws.SetPongHandler(c.pong)
 	for {
 		mt, data, err := c.ws.ReadMessage()
 		if err != nil {
-			if errors.Is(err, websocket.ErrReadLimit) {
-				// gorilla has sent close 1009 (message too big) already.
-				k.log.Debug("frame over the read limit", "limit", k.readLimit)
-				c.finish(0, "")
-				return
-			}
-			c.requestClose(0, "")
+			c.readFailed(err)
 			return
 		}
-		_ = c.ws.SetReadDeadline(time.Now().Add(pongWait))
-		if mt != websocket.TextMessage {
-			if !c.fail(&frameError{Code: codeBinary, Msg: "binary frames are not supported; send JSON text frames"}) {
-				return
-			}
-			continue
-		}
-		f, err := decodeFrame(data, k.settings.MaxMessageLength)
-		if err != nil {
-			var fe *frameError
-			if !errors.As(err, &fe) {
-				fe = &frameError{Code: codeBadFrame, Msg: err.Error()}
-			}
-			if !c.fail(fe) {
-				return
-			}
-			continue
-		}
-		if !c.handle(f) {
+		if !c.dispatch(mt, data) {
 			return
 		}
 	}
+}
+
+func (c *conn) pong(string) error { return c.ws.SetReadDeadline(time.Now().Add(pongWait)) }
+
+//go:noinline
+func (c *conn) readFailed(err error) {
+	if errors.Is(err, websocket.ErrReadLimit) {
+		// gorilla has sent close 1009 (message too big) already.
+		c.k.log.Debug("frame over the read limit", "limit", c.k.readLimit)
+		c.finish(0, "")
+	}
+}
+
+// dispatch handles one frame; false means the socket is being closed.
+//
+//go:noinline
+func (c *conn) dispatch(mt int, data []byte) bool {
+	_ = c.ws.SetReadDeadline(time.Now().Add(pongWait))
+	if mt != websocket.TextMessage {
+		return c.fail(&frameError{Code: codeBinary, Msg: "binary frames are not supported; send JSON text frames"})
+	}
+	f, err := decodeFrame(data, c.k.settings.MaxMessageLength)
+	if err != nil {
+		var fe *frameError
+		if !errors.As(err, &fe) {
+			fe = &frameError{Code: codeBadFrame, Msg: err.Error()}
+		}
+		return c.fail(fe)
+	}
+	return c.handle(f)
 }
 
 // fail answers a bad frame with an error frame; a socket that keeps
@@ -241,7 +269,7 @@ func (c *conn) startSession(f clientFrame) bool {
 	}
 	// M3: the contact is what the visitor typed in, nothing more.
 	contact := connectors.Identity{ExternalID: visitorID, DisplayName: f.Name, Email: f.Email}
-	ctx, cancel := context.WithTimeout(c.ctx, hostTimeout)
+	ctx, cancel := c.hostCtx()
 	defer cancel()
 	th, err := k.host.OpenThread(ctx, connectors.ThreadOpen{ChannelID: k.channelID, ThreadKey: visitorID, Contact: contact})
 	if err != nil {
@@ -361,11 +389,11 @@ func (c *conn) sendMessage(f clientFrame) {
 	if c.pageURL != "" {
 		in.Meta = map[string]string{"page_url": c.pageURL}
 	}
-	ctx, cancel := context.WithTimeout(c.ctx, hostTimeout)
+	ctx, cancel := c.hostCtx()
 	defer cancel()
 	rc, err := k.host.Deliver(ctx, in)
 	if err != nil {
-		if c.ctx.Err() == nil {
+		if c.base.Err() == nil {
 			k.log.Warn("deliver failed", "err", err)
 		}
 		// No ack: the widget keeps the message and sends it again.
@@ -424,7 +452,7 @@ func (c *conn) typing(f clientFrame) {
 	if f.Active {
 		kind = envTyping
 	}
-	ctx, cancel := context.WithTimeout(c.ctx, hostTimeout)
+	ctx, cancel := c.hostCtx()
 	defer cancel()
 	err := k.host.Signal(ctx, connectors.Signal{
 		ChannelID: k.channelID, ConversationID: c.room.convID, ThreadKey: c.visitorID, Kind: kind, From: c.visitorID,
@@ -435,7 +463,7 @@ func (c *conn) typing(f clientFrame) {
 }
 
 func (c *conn) resume(f clientFrame) {
-	ctx, cancel := context.WithTimeout(c.ctx, hostTimeout)
+	ctx, cancel := c.hostCtx()
 	defer cancel()
 	hist, more, err := c.history(ctx, c.room.convID, f.After, c.visitorID)
 	if err != nil {
@@ -449,7 +477,7 @@ func (c *conn) resume(f clientFrame) {
 // messageState records that agent replies reached the visitor (delivered)
 // or were shown to them (read).
 func (c *conn) messageState(f clientFrame) {
-	ctx, cancel := context.WithTimeout(c.ctx, hostTimeout)
+	ctx, cancel := c.hostCtx()
 	defer cancel()
 	for _, id := range f.MessageIDs {
 		err := c.k.host.UpdateDelivery(ctx, connectors.DeliveryUpdate{
@@ -473,7 +501,7 @@ func (c *conn) push(frame []byte, msgID int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.holding {
-		if len(c.held) >= cap(c.send) {
+		if len(c.held) >= c.k.settings.SendQueue {
 			c.drop("held frames overflow")
 			return
 		}
@@ -486,13 +514,92 @@ func (c *conn) push(frame []byte, msgID int64) {
 // enqueue never blocks: a tab whose queue is full is too slow and is
 // dropped, so that it cannot stall the reader, the fan-out or other tabs.
 func (c *conn) enqueue(frame []byte) bool {
-	select {
-	case c.send <- frame:
-		return true
-	default:
+	c.qmu.Lock()
+	if c.closed || c.closeReq {
+		c.qmu.Unlock()
+		return false
+	}
+	if len(c.queue) >= c.k.settings.SendQueue {
+		c.qmu.Unlock()
 		c.drop("send queue full")
 		return false
 	}
+	c.queue = append(c.queue, frame)
+	c.startWriterLocked()
+	c.qmu.Unlock()
+	return true
+}
+
+func (c *conn) startWriterLocked() {
+	if !c.writing && !c.closed {
+		c.writing = true
+		c.writers.Add(1)
+		go c.writeLoop()
+	}
+}
+
+// writeLoop drains the queue and ends when it is empty; a requested close
+// frame goes out after the queued frames.
+func (c *conn) writeLoop() {
+	defer c.writers.Done()
+	for {
+		c.qmu.Lock()
+		if c.closed {
+			c.writing = false
+			c.markFlushedLocked()
+			c.qmu.Unlock()
+			return
+		}
+		if len(c.queue) == 0 {
+			c.queue = nil // an idle socket keeps no queue array
+			c.writing = false
+			if c.closeReq {
+				c.closed = true
+				c.qmu.Unlock()
+				_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(c.closeCode, c.closeMsg), time.Now().Add(writeWait))
+				c.qmu.Lock()
+				c.markFlushedLocked()
+				c.qmu.Unlock()
+				return
+			}
+			c.qmu.Unlock()
+			return
+		}
+		b := c.queue[0]
+		c.queue[0] = nil
+		c.queue = c.queue[1:]
+		c.qmu.Unlock()
+
+		_ = c.ws.SetWriteDeadline(time.Now().Add(writeWait))
+		if err := c.ws.WriteMessage(websocket.TextMessage, b); err != nil {
+			c.kill()
+			c.qmu.Lock()
+			c.closed, c.writing, c.queue = true, false, nil
+			c.markFlushedLocked()
+			c.qmu.Unlock()
+			return
+		}
+	}
+}
+
+// ping keeps the socket alive through proxies and proves the peer alive:
+// the read deadline moves only with its pong (or any frame).
+func (c *conn) ping() {
+	c.qmu.Lock()
+	closed := c.closed
+	c.qmu.Unlock()
+	if closed {
+		return
+	}
+	if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeWait)); err != nil {
+		c.kill()
+		return
+	}
+	c.qmu.Lock()
+	if !c.closed {
+		c.pinger.Reset(pingPeriod)
+	}
+	c.qmu.Unlock()
 }
 
 // drop cuts a slow socket off at once: a close frame would queue behind
@@ -508,24 +615,41 @@ func (c *conn) drop(reason string) {
 
 func (c *conn) kill() { _ = c.ws.NetConn().Close() }
 
-// requestClose stops the writer; with a code, the writer first writes what
-// is queued and then a close frame with the reason.
-func (c *conn) requestClose(code int, reason string) {
-	c.quitOnce.Do(func() {
-		c.closeCode, c.closeMsg = code, reason
-		close(c.quit)
-	})
+// requestClose writes what is queued, then a close frame with code and
+// reason. It returns a channel closed once the close frame is out.
+func (c *conn) requestClose(code int, reason string) <-chan struct{} {
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	if c.closeReq {
+		return c.flushed
+	}
+	c.closeReq, c.closeCode, c.closeMsg = true, code, reason
+	c.flushed = make(chan struct{})
+	if c.closed {
+		c.markFlushedLocked()
+		return c.flushed
+	}
+	c.startWriterLocked()
+	return c.flushed
+}
+
+func (c *conn) markFlushedLocked() {
+	if c.closeReq && !c.flushDone {
+		c.flushDone = true
+		close(c.flushed)
+	}
 }
 
 // finish closes from the reader's side: queued frames and the close frame
-// go out, then the reader waits briefly for the peer's close and cuts the
-// connection. Reading the peer's remaining bytes avoids a TCP reset that
-// would swallow the close frame.
+// (when code is not 0) go out, then the reader waits briefly for the
+// peer's close and cuts the connection. Reading the peer's remaining bytes
+// avoids a TCP reset that would swallow the close frame.
 func (c *conn) finish(code int, reason string) {
-	c.requestClose(code, reason)
-	select {
-	case <-c.wdone:
-	case <-time.After(writeWait):
+	if code != 0 {
+		select {
+		case <-c.requestClose(code, reason):
+		case <-time.After(writeWait):
+		}
 	}
 	nc := c.ws.NetConn()
 	_ = nc.SetReadDeadline(time.Now().Add(closeGrace))
@@ -533,58 +657,18 @@ func (c *conn) finish(code int, reason string) {
 	c.kill()
 }
 
-func (c *conn) writeLoop() {
-	defer close(c.wdone)
-	defer func() {
-		if p := recover(); p != nil {
-			c.k.log.Error("panic in livechat writer", "panic", p)
-			c.kill()
-		}
-	}()
-	ping := time.NewTicker(pingPeriod)
-	defer ping.Stop()
-	for {
-		select {
-		case b := <-c.send:
-			if !c.write(b) {
-				return
-			}
-		case <-ping.C:
-			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeWait)); err != nil {
-				c.kill()
-				return
-			}
-		case <-c.quit:
-			if c.closeCode == 0 {
-				return
-			}
-			for len(c.send) > 0 {
-				if !c.write(<-c.send) {
-					return
-				}
-			}
-			_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(c.closeCode, c.closeMsg), time.Now().Add(writeWait))
-			return
-		}
-	}
-}
-
-func (c *conn) write(b []byte) bool {
-	_ = c.ws.SetWriteDeadline(time.Now().Add(writeWait))
-	if err := c.ws.WriteMessage(websocket.TextMessage, b); err != nil {
-		c.kill()
-		return false
-	}
-	return true
-}
-
 // cleanup runs when the reader has ended: the socket leaves its room and
 // the connector, and the writer stops.
 func (c *conn) cleanup() {
-	c.requestClose(0, "")
-	c.stop()
-	<-c.wdone
+	c.qmu.Lock()
+	c.closed = true
+	c.markFlushedLocked()
+	if c.pinger != nil {
+		c.pinger.Stop()
+	}
+	c.qmu.Unlock()
 	c.kill()
+	c.writers.Wait()
 	k := c.k
 	if c.room != nil {
 		k.leave(c, c.room)

@@ -42,10 +42,21 @@ type env struct {
 	nodes []*node
 }
 
-type envOption func(*connectors.Config)
+// envOption adjusts a node before it starts.
+type envOption func(*connectors.Config, *testHooks)
 
 func withSettings(js string) envOption {
-	return func(c *connectors.Config) { c.Settings = json.RawMessage(js) }
+	return func(c *connectors.Config, _ *testHooks) { c.Settings = json.RawMessage(js) }
+}
+
+func withConfig(f func(*connectors.Config)) envOption {
+	return func(c *connectors.Config, _ *testHooks) { f(c) }
+}
+
+// withHooks sets test hooks; they are set before Start, so the connection
+// goroutines read them without a race.
+func withHooks(f func(*testHooks)) envOption {
+	return func(_ *connectors.Config, h *testHooks) { f(h) }
 }
 
 func newEnv(t testing.TB, opts ...envOption) *env {
@@ -67,13 +78,15 @@ func (e *env) addNode(opts ...envOption) *node {
 		PubSub:     e.ps,
 		Now:        e.clock.now,
 	}
+	var hooks testHooks
 	for _, o := range opts {
-		o(&cfg)
+		o(&cfg, &hooks)
 	}
 	k, err := New(cfg)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
+	k.hooks = hooks
 	if err := k.Start(context.Background(), e.host); err != nil {
 		t.Fatalf("Start: %v", err)
 	}

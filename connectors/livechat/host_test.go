@@ -243,26 +243,30 @@ func (h *testHost) hasReturned(ext string) bool {
 
 var _ connectors.Host = (*testHost)(nil)
 
-// memPubSub is an in-memory connectors.PubSub shaped like Redis pub/sub:
-// each subscription gets the topic's messages in publish order on its own
-// goroutine, asynchronously to Publish.
+// memPubSub is an in-memory connectors.PubSub shaped like Redis pub/sub
+// as go-redis offers it: one receiving goroutine delivers every message,
+// in publish order, asynchronously to Publish, to the subscribers of its
+// topic at delivery time.
 type memPubSub struct {
-	mu   sync.Mutex
-	subs map[string]map[*memSub]struct{}
+	mu      sync.Mutex
+	subs    map[string]map[*memSub]struct{}
+	queue   []memMsg
+	wake    chan struct{}
+	started bool
 	// failPublish makes Publish fail (a Redis outage).
 	failPublish atomic.Bool
 }
 
-type memSub struct {
-	fn     func([]byte)
-	mu     sync.Mutex
-	queue  [][]byte
-	wake   chan struct{}
-	done   chan struct{}
-	closed sync.Once
+type memSub struct{ fn func([]byte) }
+
+type memMsg struct {
+	topic   string
+	payload []byte
 }
 
-func newMemPubSub() *memPubSub { return &memPubSub{subs: map[string]map[*memSub]struct{}{}} }
+func newMemPubSub() *memPubSub {
+	return &memPubSub{subs: map[string]map[*memSub]struct{}{}, wake: make(chan struct{}, 1)}
+}
 
 var errPubSubDown = errors.New("mempubsub: down")
 
@@ -270,68 +274,74 @@ func (p *memPubSub) Publish(ctx context.Context, topic string, payload []byte) e
 	if p.failPublish.Load() {
 		return errPubSubDown
 	}
-	b := append([]byte(nil), payload...)
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	for s := range p.subs[topic] {
-		s.mu.Lock()
-		s.queue = append(s.queue, b)
-		s.mu.Unlock()
-		select {
-		case s.wake <- struct{}{}:
-		default:
-		}
+	p.queue = append(p.queue, memMsg{topic, append([]byte(nil), payload...)})
+	if !p.started {
+		// Lives as long as the test binary, like a Redis connection.
+		p.started = true
+		go p.deliver()
+	}
+	p.mu.Unlock()
+	select {
+	case p.wake <- struct{}{}:
+	default:
 	}
 	return nil
 }
 
+func (p *memPubSub) deliver() {
+	for range p.wake {
+		for {
+			p.mu.Lock()
+			if len(p.queue) == 0 {
+				p.mu.Unlock()
+				break
+			}
+			m := p.queue[0]
+			p.queue = p.queue[1:]
+			fns := make([]func([]byte), 0, len(p.subs[m.topic]))
+			for s := range p.subs[m.topic] {
+				fns = append(fns, s.fn)
+			}
+			p.mu.Unlock()
+			for _, fn := range fns {
+				fn(m.payload)
+			}
+		}
+	}
+}
+
 func (p *memPubSub) Subscribe(ctx context.Context, topic string, fn func([]byte)) (func(), error) {
-	s := &memSub{fn: fn, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	s := &memSub{fn: fn}
 	p.mu.Lock()
 	if p.subs[topic] == nil {
 		p.subs[topic] = map[*memSub]struct{}{}
 	}
 	p.subs[topic][s] = struct{}{}
 	p.mu.Unlock()
+	var (
+		once   sync.Once
+		stopMu sync.Mutex
+		stop   func() bool
+	)
 	cancel := func() {
-		s.closed.Do(func() {
+		once.Do(func() {
 			p.mu.Lock()
 			delete(p.subs[topic], s)
 			if len(p.subs[topic]) == 0 {
 				delete(p.subs, topic)
 			}
 			p.mu.Unlock()
-			close(s.done)
 		})
-	}
-	go func() {
-		for {
-			select {
-			case <-s.wake:
-			case <-s.done:
-				return
-			case <-ctx.Done():
-				cancel()
-				return
-			}
-			for {
-				s.mu.Lock()
-				if len(s.queue) == 0 {
-					s.mu.Unlock()
-					break
-				}
-				b := s.queue[0]
-				s.queue = s.queue[1:]
-				s.mu.Unlock()
-				select {
-				case <-s.done:
-					return
-				default:
-				}
-				s.fn(b)
-			}
+		stopMu.Lock()
+		defer stopMu.Unlock()
+		if stop != nil {
+			stop() // release the AfterFunc of a long-lived ctx
 		}
-	}()
+	}
+	stopMu.Lock()
+	stop = context.AfterFunc(ctx, cancel)
+	stopMu.Unlock()
 	return cancel, nil
 }
 

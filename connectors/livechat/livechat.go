@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -174,7 +175,11 @@ func Factory(cfg connectors.Config) (connectors.Connector, error) {
 func (k *Connector) Kind() connectors.Kind { return Kind }
 
 // Settings returns the decoded settings with defaults applied.
-func (k *Connector) Settings() Settings { return k.settings }
+func (k *Connector) Settings() Settings {
+	s := k.settings
+	s.AllowedOrigins = slices.Clone(s.AllowedOrigins) // the caller's copy
+	return s
+}
 
 // Policy: a live session (ThreadingSession) without reply window; plain
 // text up to MaxMessageLength; no attachments yet; the contact fields are
@@ -234,13 +239,15 @@ func (k *Connector) Stop(ctx context.Context) error {
 	select {
 	case <-done:
 	case <-ctx.Done():
-		// Peers that do not answer the close frame are cut off.
+		// Peers that do not answer the close frame are cut off, and Host
+		// calls still running are cancelled (no ack follows them).
 		for _, c := range open {
 			c.kill()
 		}
+		k.cancel()
 		<-done
 	}
-	k.cancel() // after the sockets: their last Host calls may finish
+	k.cancel() // after the sockets, so that their last Host calls could finish
 	k.log.Info("live chat stopped", "closed", len(open))
 	return nil
 }

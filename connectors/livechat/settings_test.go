@@ -114,9 +114,9 @@ func TestNewConfigErrors(t *testing.T) {
 // The secret never reaches the log, whatever happens (Config contract).
 func TestSecretNotLogged(t *testing.T) {
 	var buf syncBuffer
-	e := newEnv(t, func(c *connectors.Config) {
+	e := newEnv(t, withConfig(func(c *connectors.Config) {
 		c.Logger = slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	})
+	}))
 	c := e.nodes[0].dial(t, nil)
 	ready := c.start(nil)
 	c.say("m1", "hello")

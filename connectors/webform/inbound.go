@@ -111,6 +111,14 @@ func (c *Connector) handleSubmit(w http.ResponseWriter, r *http.Request) {
 
 	in := c.inbound(sub, key)
 	rec, err := host.Deliver(r.Context(), in)
+	if err != nil && connectors.ClassOf(err) != connectors.Retryable {
+		// The hub refused the item for good (a classified Permanent or
+		// Refused error): asking the sender to retry would not help.
+		c.log.Warn("deliver refused", "class", connectors.ClassOf(err).String(), "err", err)
+		c.fail(w, r, &requestError{Status: http.StatusUnprocessableEntity, Code: "not_accepted",
+			Message: "We cannot accept this message. Please contact us another way.", Err: err}, vals)
+		return
+	}
 	if err != nil {
 		// Not stored, so not acknowledged: the sender must be able to
 		// tell, and to try again with the same key.

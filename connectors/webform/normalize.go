@@ -21,13 +21,17 @@ import (
 // submission or a typed error out. It does no I/O and keeps no state, so it
 // is table- and fuzz-tested on its own (FuzzParseSubmission).
 
-// Limits of the standard fields, in characters (runes).
+// Limits of the fields, in characters (runes), and in bytes where the hub
+// keeps fewer bytes than the character limit can take: a longer value would
+// be cut when stored, and texts are stored exactly as typed or not at all.
 const (
-	maxNameLength    = 200
+	maxNameLength    = 100
+	maxNameBytes     = 256 // the hub's contact display-name limit
 	maxSubjectLength = 200
 	maxMessageLength = 10000
 	maxEmailLength   = 254 // RFC 5321 path limit
 	maxKeyLength     = 200
+	maxExtraBytes    = 4096 // the hub's limit for a Meta value
 )
 
 // Media types the submit endpoint reads.
@@ -108,8 +112,9 @@ func mediaType(contentType string) (string, map[string]string, error) {
 
 // parseForm reads body as the given content type and returns the value of
 // every field it holds. Duplicate fields, bytes that are not UTF-8 and
-// malformed bodies are requestErrors (400); file uploads are fieldErrors.
-// Unknown fields are returned too; validate drops them.
+// malformed bodies are requestErrors (400; 415 for the content type); file
+// uploads are fieldErrors, returned with the text fields so the form can be
+// shown again. Unknown fields are returned too; validate drops them.
 func parseForm(contentType string, body []byte) (map[string]string, error) {
 	mt, params, err := mediaType(contentType)
 	if err != nil {
@@ -214,28 +219,32 @@ func parseJSON(body []byte) (map[string]string, error) {
 	if !utf8.Valid(body) {
 		return nil, invalidEncoding()
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	tok, err := dec.Token()
-	if err != nil {
-		return nil, jsonError(dec, err)
+	// A first full decode gives exact syntax error offsets (the streaming
+	// decoder's are relative to its buffer) and catches trailing data.
+	var probe any
+	if err := json.Unmarshal(body, &probe); err != nil {
+		return nil, jsonError(err)
 	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
+	if _, ok := probe.(map[string]any); !ok {
 		return nil, badRequest("malformed_body", "The JSON body must be an object like {\"email\": \"…\", \"message\": \"…\"}.", nil)
+	}
+	// Then walk the object's members in order, to refuse duplicate keys
+	// (json.Unmarshal keeps the last one silently) and non-string values.
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if _, err := dec.Token(); err != nil { // the opening brace
+		return nil, jsonError(err)
 	}
 	out := map[string]string{}
 	seen := map[string]bool{}
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
-			return nil, jsonError(dec, err)
+			return nil, jsonError(err)
 		}
-		key, ok := tok.(string) // inside an object, Token returns keys as strings
-		if !ok {
-			return nil, badRequest("malformed_body", "The JSON body is not valid: an object key is not a string.", nil)
-		}
+		key, _ := tok.(string) // inside an object, Token returns keys as strings
 		var raw json.RawMessage
 		if err := dec.Decode(&raw); err != nil {
-			return nil, jsonError(dec, err)
+			return nil, jsonError(err)
 		}
 		if seen[key] {
 			return nil, badRequest("duplicate_field", fmt.Sprintf("The field %q is sent more than once.", key), nil)
@@ -250,25 +259,18 @@ func parseJSON(body []byte) (map[string]string, error) {
 		}
 		out[key] = s
 	}
-	if _, err := dec.Token(); err != nil { // the closing brace
-		return nil, jsonError(dec, err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, badRequest("malformed_body", fmt.Sprintf("The JSON body has data after the object (at byte %d).", dec.InputOffset()), err)
-	}
 	return out, nil
 }
 
-func jsonError(dec *json.Decoder, err error) *requestError {
-	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-		return badRequest("malformed_body", "The JSON body ends too early.", err)
-	}
+func jsonError(err error) *requestError {
 	var se *json.SyntaxError
-	offset := dec.InputOffset()
 	if errors.As(err, &se) {
-		offset = se.Offset
+		if se.Error() == "unexpected end of JSON input" {
+			return badRequest("malformed_body", "The JSON body ends too early.", err)
+		}
+		return badRequest("malformed_body", fmt.Sprintf("The JSON body is not valid: %s (at byte %d).", se.Error(), se.Offset), err)
 	}
-	return badRequest("malformed_body", fmt.Sprintf("The JSON body is not valid: %s (at byte %d).", strings.TrimPrefix(err.Error(), "json: "), offset), err)
+	return badRequest("malformed_body", "The JSON body is not valid.", err)
 }
 
 // validate checks the parsed fields against the settings and returns the
@@ -285,7 +287,7 @@ func validate(s *Settings, vals map[string]string) (submission, error) {
 		Message: normalizeNewlines(vals[fieldMessage]),
 	}
 
-	check := func(field, value, label string, required, multiline bool, max int) {
+	check := func(field, value, label string, required, multiline bool, max, maxBytes int) {
 		switch {
 		case strings.TrimSpace(value) == "":
 			if required {
@@ -298,12 +300,14 @@ func validate(s *Settings, vals map[string]string) (submission, error) {
 		case utf8.RuneCountInString(value) > max:
 			errs[field] = fmt.Sprintf("Shorten %s to %s characters or fewer (it has %s).",
 				label, thousands(max), thousands(utf8.RuneCountInString(value)))
+		case maxBytes > 0 && len(value) > maxBytes:
+			errs[field] = "Shorten " + label + "; it is too long to store."
 		}
 	}
 
-	check(fieldName, sub.Name, "your name", s.required(fieldName), false, maxNameLength)
-	check(fieldSubject, sub.Subject, "a subject", s.required(fieldSubject), false, maxSubjectLength)
-	check(fieldMessage, sub.Message, "your message", s.required(fieldMessage), true, maxMessageLength)
+	check(fieldName, sub.Name, "your name", s.required(fieldName), false, maxNameLength, maxNameBytes)
+	check(fieldSubject, sub.Subject, "a subject", s.required(fieldSubject), false, maxSubjectLength, 0)
+	check(fieldMessage, sub.Message, "your message", s.required(fieldMessage), true, maxMessageLength, 0)
 	switch {
 	case sub.Email == "":
 		errs[fieldEmail] = "Enter your email address, so that we can answer you."
@@ -318,7 +322,7 @@ func validate(s *Settings, vals map[string]string) (submission, error) {
 		if f.Multiline {
 			v = normalizeNewlines(v)
 		}
-		check(f.Name, v, "“"+f.Label+"”", f.Required, f.Multiline, f.MaxLength)
+		check(f.Name, v, "“"+f.Label+"”", f.Required, f.Multiline, f.MaxLength, maxExtraBytes)
 		if strings.TrimSpace(v) != "" && errs[f.Name] == "" {
 			if sub.Extra == nil {
 				sub.Extra = map[string]string{}

@@ -52,6 +52,9 @@ func (c *Connector) renderForm(w http.ResponseWriter, status int, vals map[strin
 	for i := range fields {
 		f := &fields[i]
 		f.Value = vals[f.Name]
+		if f.Multiline {
+			f.Value = normalizeNewlines(f.Value)
+		}
 		f.Error = errs[f.Name]
 		if f.Error != "" {
 			problems = append(problems, fieldProblem{Name: f.Name, Label: f.Label, Message: f.Error})

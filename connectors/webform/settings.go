@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/url"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -64,7 +66,7 @@ type ExtraField struct {
 	Label     string `json:"label,omitempty"`
 	Required  bool   `json:"required,omitempty"`
 	Multiline bool   `json:"multiline,omitempty"`
-	// MaxLength in characters; default 1,000, at most 10,000.
+	// MaxLength in characters; default 200, at most 1,000.
 	MaxLength int `json:"max_length,omitempty"`
 }
 
@@ -77,8 +79,8 @@ const (
 	DefaultBurst         = 5
 	DefaultHoneypotField = "website"
 	DefaultTitle         = "Contact us"
-	defaultExtraLength   = 1000
-	maxExtraLength       = 10000
+	defaultExtraLength   = 200
+	maxExtraLength       = 1000
 	maxExtraFields       = 20
 )
 
@@ -100,6 +102,9 @@ var fieldNameRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,39}$`)
 func decodeSettings(raw json.RawMessage) (Settings, error) {
 	var s Settings
 	if len(bytes.TrimSpace(raw)) > 0 && !bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
+		if err := unknownFields(raw, reflect.TypeFor[Settings](), "settings"); err != nil {
+			return Settings{}, err
+		}
 		dec := json.NewDecoder(bytes.NewReader(raw))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&s); err != nil {
@@ -129,13 +134,48 @@ func settingsDecodeError(err error) error {
 		return fmt.Errorf("settings.%s: must be %s, not %s: %w", field, jsonTypeName(typeErr.Type.Kind().String()), typeErr.Value, err)
 	case errors.As(err, &syntaxErr):
 		return fmt.Errorf("settings: invalid JSON at byte %d: %w", syntaxErr.Offset, err)
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		// encoding/json has no typed error for this; the name is quoted
-		// in the message.
-		name := strings.TrimPrefix(err.Error(), "json: unknown field ")
-		return fmt.Errorf("settings.%s: unknown field: %w", strings.Trim(name, `"`), err)
 	}
-	return fmt.Errorf("settings: %w", err)
+	return fmt.Errorf("settings: invalid JSON: %w", err)
+}
+
+// unknownFields reports the first member of raw, at any depth, that the
+// settings type does not have, with its full path. encoding/json's own
+// check names only the member, not where it is, and matches names without
+// regard to case; this one is exact.
+func unknownFields(raw json.RawMessage, t reflect.Type, path string) error {
+	switch t.Kind() {
+	case reflect.Struct:
+		var members map[string]json.RawMessage
+		if json.Unmarshal(raw, &members) != nil {
+			return nil // not an object: the decoder reports the type error
+		}
+		known := map[string]reflect.Type{}
+		for i := range t.NumField() {
+			f := t.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			known[name] = f.Type
+		}
+		for _, k := range slices.Sorted(maps.Keys(members)) {
+			ft, ok := known[k]
+			if !ok {
+				return fmt.Errorf("%s.%s: unknown field", path, k)
+			}
+			if err := unknownFields(members[k], ft, path+"."+k); err != nil {
+				return err
+			}
+		}
+	case reflect.Slice:
+		var items []json.RawMessage
+		if json.Unmarshal(raw, &items) != nil {
+			return nil
+		}
+		for i, it := range items {
+			if err := unknownFields(it, t.Elem(), fmt.Sprintf("%s[%d]", path, i)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func jsonTypeName(kind string) string {
@@ -148,6 +188,8 @@ func jsonTypeName(kind string) string {
 		return "a list"
 	case "struct", "map":
 		return "an object"
+	case "int", "int64":
+		return "a whole number"
 	}
 	return "a number"
 }

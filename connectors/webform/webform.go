@@ -146,10 +146,11 @@ func (c *Connector) Send(ctx context.Context, msg connectors.Outbound) (connecto
 // Routes are mounted by the hub under /channels/{channelID}/.
 func (c *Connector) Routes() []connectors.Route {
 	return []connectors.Route{
-		// Any method: the handler answers POST, the CORS preflight
-		// (OPTIONS) and 405 with an Allow header for the rest.
+		// Any method: the handlers check it themselves, so that submit
+		// can answer the CORS preflight (OPTIONS), form can answer HEAD as
+		// well as GET, and both give 405 with an Allow header otherwise.
 		{Method: "", Path: "submit", Handler: http.HandlerFunc(c.handleSubmit)},
-		{Method: http.MethodGet, Path: "form", Handler: http.HandlerFunc(c.handleForm)},
+		{Method: "", Path: "form", Handler: http.HandlerFunc(c.handleForm)},
 	}
 }
 

@@ -183,10 +183,28 @@
     if (m.id > lastId) { lastId = m.id; }
     greeting.hidden = true;
     if (m.from === 'agent') {
-      if (m.state !== 'read' && m.state !== 'delivered') { sendFrame({ type: 'message.state', state: 'delivered', message_ids: [m.id] }); }
-      if (!isVisible()) { unread++; updateBadge(); }
+      if (m.state === 'read') {
+        readSent.add(m.id);
+      } else {
+        if (m.state !== 'delivered') { queueDelivered(m.id); }
+        if (!isVisible()) { unread++; updateBadge(); }
+      }
     }
     scrollDown();
+  }
+
+  // Delivery receipts of agent replies go out in batches (a history page
+  // is one frame, not two hundred).
+  var toDeliver = [], deliverTimer = 0;
+  function queueDelivered(id) {
+    toDeliver.push(id);
+    if (!deliverTimer) { deliverTimer = setTimeout(flushDelivered, 0); }
+  }
+  function flushDelivered() {
+    deliverTimer = 0;
+    while (toDeliver.length) {
+      sendFrame({ type: 'message.state', state: 'delivered', message_ids: toDeliver.splice(0, 100) });
+    }
   }
 
   function clearConversation() {

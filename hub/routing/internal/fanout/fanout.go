@@ -16,32 +16,28 @@ import (
 const QueueLen = 1024
 
 // Sub is one subscriber's delivery queue.
+//
+// An idle subscriber costs a few words: the queue grows only while
+// messages wait, and the delivery goroutine runs only while there is
+// something to deliver. Live chat holds one subscription per open
+// conversation, so this is what keeps an idle visitor socket small.
 type Sub struct {
-	ctx    context.Context
-	fn     func([]byte)
-	log    *slog.Logger
-	topic  string
-	queue  chan []byte
-	done   chan struct{}
-	once   sync.Once
-	exited chan struct{}
+	ctx   context.Context
+	fn    func([]byte)
+	log   *slog.Logger
+	topic string
+
+	mu      sync.Mutex
+	queue   [][]byte
+	running bool // a goroutine is draining the queue
+	stopped bool
 }
 
-// Start runs fn for each delivered payload until Stop or until ctx ends.
-// Both are checked before every call, so once cancel or ctx's cancel has
-// returned, fn sees no further message.
+// Start returns a subscriber that runs fn for each delivered payload
+// until Stop or until ctx ends. Both are checked before every call, so
+// once cancel or ctx's cancel has returned, fn sees no further message.
 func Start(ctx context.Context, topic string, fn func([]byte), log *slog.Logger) *Sub {
-	s := &Sub{
-		ctx:    ctx,
-		fn:     fn,
-		log:    log,
-		topic:  topic,
-		queue:  make(chan []byte, QueueLen),
-		done:   make(chan struct{}),
-		exited: make(chan struct{}),
-	}
-	go s.run()
-	return s
+	return &Sub{ctx: ctx, fn: fn, log: log, topic: topic}
 }
 
 // Deliver queues a copy of p without blocking, so neither the publisher
@@ -49,50 +45,48 @@ func Start(ctx context.Context, topic string, fn func([]byte), log *slog.Logger)
 // reports false when p was dropped because the subscriber is stopped or
 // too far behind.
 func (s *Sub) Deliver(p []byte) bool {
-	select {
-	case <-s.done:
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped || s.ctx.Err() != nil {
 		return false
-	default:
 	}
-	select {
-	case s.queue <- bytes.Clone(p):
-		return true
-	default:
+	if len(s.queue) >= QueueLen {
 		s.log.Warn("bus subscriber too slow, message dropped", "topic", s.topic)
 		return false
 	}
+	s.queue = append(s.queue, bytes.Clone(p))
+	if !s.running {
+		// One drainer at a time keeps delivery in publish order.
+		s.running = true
+		go s.drain()
+	}
+	return true
 }
 
 // Stop ends delivery; queued messages are discarded. It does not wait for
 // a running handler, so a handler may call its own cancel.
 func (s *Sub) Stop() {
-	s.once.Do(func() { close(s.done) })
+	s.mu.Lock()
+	s.stopped, s.queue = true, nil
+	s.mu.Unlock()
 }
 
-// Done is closed once the delivery goroutine has exited.
-func (s *Sub) Done() <-chan struct{} { return s.exited }
-
-func (s *Sub) run() {
-	defer close(s.exited)
+func (s *Sub) drain() {
 	for {
-		select {
-		case <-s.done:
+		s.mu.Lock()
+		// A stop that raced with a queued message wins: after cancel the
+		// handler must not see new messages.
+		if s.stopped || s.ctx.Err() != nil || len(s.queue) == 0 {
+			s.running = false
+			s.queue = nil // give the backing array back while idle
+			s.mu.Unlock()
 			return
-		case <-s.ctx.Done():
-			return
-		case p := <-s.queue:
-			// A stop that raced with a queued message wins: after cancel the
-			// handler must not see new messages.
-			select {
-			case <-s.done:
-				return
-			default:
-			}
-			if s.ctx.Err() != nil {
-				return
-			}
-			s.call(p)
 		}
+		p := s.queue[0]
+		s.queue[0] = nil
+		s.queue = s.queue[1:]
+		s.mu.Unlock()
+		s.call(p)
 	}
 }
 

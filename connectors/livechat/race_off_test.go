@@ -1,0 +1,5 @@
+//go:build !race
+
+package livechat
+
+const raceEnabled = false
