@@ -83,7 +83,7 @@ func (h *Hub) Feed(ctx context.Context, a *store.Agent, after int64, limit int) 
 	}
 	out := make([]Update, 0, len(es))
 	for _, e := range es {
-		u := Update{InstanceID: a.InstanceID, Cursor: e.Change.ID, TicketID: e.Change.TicketID, Ticket: e.Ticket, Message: e.Message}
+		u := Update{InstanceID: a.InstanceID, Cursor: e.Change.Seq, TicketID: e.Change.TicketID, Ticket: e.Ticket, Message: e.Message}
 		switch {
 		case e.Change.Kind == store.ChangeMessage && e.Message != nil:
 			if e.Message.Direction == store.DirNote || e.Message.Direction == store.DirOut || e.Message.Direction == store.DirIn {

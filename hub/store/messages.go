@@ -25,14 +25,31 @@ func (s *Store) addChange(ctx context.Context, tx bun.Tx, t *Ticket, kind string
 	if m != nil {
 		c.MessageID = &m.ID
 	}
+	if err := tx.NewRaw("UPDATE instances SET feed_seq = feed_seq + 1 WHERE id = ? RETURNING feed_seq", t.InstanceID).Scan(ctx, &c.Seq); err != nil {
+		return fmt.Errorf("feed position: %w", notFound(err, "instance "+t.InstanceID))
+	}
 	if _, err := tx.NewInsert().Model(c).Exec(ctx); err != nil {
 		return fmt.Errorf("record change: %w", err)
 	}
-	t.ChangeID = c.ID
+	t.ChangeID = c.Seq
 	if m != nil {
-		m.ChangeID = c.ID
+		m.ChangeID = c.Seq
 	}
 	return nil
+}
+
+// lockFeed takes the row locks of the instances a transaction will write
+// to the feed of, before any other row lock, in id order. Every writer
+// taking them first is what keeps the feed in commit order (see Change)
+// without deadlocks between writers. SQLite needs nothing: it has one
+// writer at a time.
+func (s *Store) lockFeed(ctx context.Context, tx bun.Tx, instanceIDs ...string) error {
+	if !s.pg || len(instanceIDs) == 0 {
+		return nil
+	}
+	var ids []string
+	return tx.NewSelect().Model((*Instance)(nil)).Column("id").Where("id IN (?)", bun.In(instanceIDs)).
+		Order("id").For("UPDATE").Scan(ctx, &ids)
 }
 
 // AgentMessage is a reply or internal note written by an agent.
@@ -62,6 +79,9 @@ func (s *Store) AddAgentMessage(ctx context.Context, in AgentMessage) (*Message,
 	}
 	t := new(Ticket)
 	err := s.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		if err := s.lockFeed(ctx, tx, in.InstanceID); err != nil {
+			return err
+		}
 		if err := s.forUpdate(tx.NewSelect().Model(t).Where("id = ? AND instance_id = ?", in.TicketID, in.InstanceID)).Scan(ctx); err != nil {
 			return notFound(err, fmt.Sprintf("ticket %d", in.TicketID))
 		}
@@ -157,6 +177,9 @@ func (s *Store) Attachment(ctx context.Context, instanceID string, id int64) (*A
 func (s *Store) SetDelivery(ctx context.Context, instanceID, channelID string, messageID int64, externalID, state, reason string) ([]*Message, error) {
 	var changed []*Message
 	err := s.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		if err := s.lockFeed(ctx, tx, instanceID); err != nil {
+			return err
+		}
 		var ms []*Message
 		q := tx.NewSelect().Model(&ms).Where("m.instance_id = ? AND m.direction = ?", instanceID, DirOut)
 		if messageID != 0 {
@@ -233,15 +256,15 @@ func (s *Store) Changes(ctx context.Context, instanceID string, after int64, lim
 		limit = 500
 	}
 	var out []Change
-	err := s.DB.NewSelect().Model(&out).Where("instance_id = ? AND id > ?", instanceID, after).
-		Order("id").Limit(int64(limit)).Scan(ctx)
+	err := s.DB.NewSelect().Model(&out).Where("instance_id = ? AND seq > ?", instanceID, after).
+		Order("seq").Limit(int64(limit)).Scan(ctx)
 	return out, err
 }
 
 // LastChange returns the newest change id of an instance (0 if none).
 func (s *Store) LastChange(ctx context.Context, instanceID string) (int64, error) {
 	var id int64
-	err := s.DB.NewSelect().Model((*Change)(nil)).ColumnExpr("COALESCE(MAX(id), 0)").Where("instance_id = ?", instanceID).Scan(ctx, &id)
+	err := s.DB.NewSelect().Model((*Change)(nil)).ColumnExpr("COALESCE(MAX(seq), 0)").Where("instance_id = ?", instanceID).Scan(ctx, &id)
 	return id, err
 }
 

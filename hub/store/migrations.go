@@ -46,7 +46,6 @@ var initialIndexes = []string{
 	`CREATE INDEX messages_external ON messages (channel_id, external_id)`,
 	`CREATE INDEX attachments_message ON attachments (message_id)`,
 	`CREATE INDEX outbox_due ON outbox (state, next_attempt_at)`,
-	`CREATE INDEX changes_feed ON changes (instance_id, id)`,
 	`CREATE INDEX identities_contact ON contact_identities (contact_id)`,
 	`CREATE INDEX channels_instance ON channels (instance_id)`,
 }

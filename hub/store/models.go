@@ -14,7 +14,10 @@ type Instance struct {
 	Name     string `bun:"name,notnull" json:"name"`
 	TimeZone string `bun:"time_zone,notnull" json:"time_zone"`
 	// TicketSeq is the last ticket number handed out in this instance.
-	TicketSeq int64     `bun:"ticket_seq,notnull,default:0" json:"-"`
+	TicketSeq int64 `bun:"ticket_seq,notnull,default:0" json:"-"`
+	// FeedSeq is the last position handed out in this instance's change
+	// feed.
+	FeedSeq   int64     `bun:"feed_seq,notnull,default:0" json:"-"`
 	CreatedAt time.Time `bun:"created_at,notnull" json:"created_at"`
 }
 
@@ -244,11 +247,18 @@ const (
 // Change is one entry of an instance's change feed: the record agents
 // resume from after a reconnect (the socket is a live view; this is the
 // record).
+//
+// Seq, not ID, is the feed position. IDs are handed out when rows are
+// inserted and concurrent transactions may commit out of that order, so a
+// reader could pass over a change committed late with a smaller ID. Seq is
+// taken under the instance's row lock, held to the commit: within an
+// instance, seq order is commit order.
 type Change struct {
 	bun.BaseModel `bun:"table:changes"`
 
-	ID         int64     `bun:"id,pk,autoincrement" json:"id"`
-	InstanceID string    `bun:"instance_id,notnull" json:"-"`
+	ID         int64     `bun:"id,pk,autoincrement" json:"-"`
+	InstanceID string    `bun:"instance_id,notnull,unique:change_seq" json:"-"`
+	Seq        int64     `bun:"seq,notnull,unique:change_seq" json:"seq"`
 	TicketID   int64     `bun:"ticket_id,notnull" json:"ticket_id"`
 	Kind       string    `bun:"kind,notnull" json:"kind"`
 	MessageID  *int64    `bun:"message_id" json:"message_id,omitempty"`

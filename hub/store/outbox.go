@@ -61,6 +61,9 @@ type OutboxResult struct {
 func (s *Store) FinishOutbox(ctx context.Context, it *OutboxItem, r OutboxResult) (*Message, error) {
 	m := new(Message)
 	err := s.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		if err := s.lockFeed(ctx, tx, it.InstanceID); err != nil {
+			return err
+		}
 		if err := tx.NewSelect().Model(m).Where("m.id = ?", it.MessageID).Scan(ctx); err != nil {
 			return err
 		}

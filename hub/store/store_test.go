@@ -265,3 +265,65 @@ func TestIngestBatchIsolatesFailures(t *testing.T) {
 		}
 	})
 }
+
+// A reader following the feed while many transactions commit at once must
+// see every change exactly once: the feed position follows commit order.
+func TestFeedFollowsCommitOrder(t *testing.T) {
+	open(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		seed(t, s, "acme")
+		const writers, each = 8, 25
+		var wg sync.WaitGroup
+		done := make(chan struct{})
+		seen := map[int64]int{}
+		var cursor int64
+		read := func() {
+			cs, err := s.Changes(ctx, "acme", cursor, 1000)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			for _, c := range cs {
+				seen[c.Seq]++
+				cursor = c.Seq
+			}
+		}
+		readerDone := make(chan struct{})
+		go func() {
+			defer close(readerDone)
+			for {
+				select {
+				case <-done:
+					return
+				default:
+					read()
+				}
+			}
+		}()
+		for w := range writers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range each {
+					if _, err := s.Ingest(ctx, rec("acme", fmt.Sprintf("w%d-%d", w, i), fmt.Sprintf("t%d", w), "x")); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		close(done)
+		<-readerDone
+		read()
+		last, _ := s.LastChange(ctx, "acme")
+		if int64(len(seen)) != last {
+			t.Fatalf("reader saw %d distinct changes of %d: it skipped some", len(seen), last)
+		}
+		for seq := int64(1); seq <= last; seq++ {
+			if seen[seq] != 1 {
+				t.Fatalf("change %d seen %d times", seq, seen[seq])
+			}
+		}
+	})
+}

@@ -70,7 +70,12 @@ func (s *Store) Ingest(ctx context.Context, rec *InboundRecord) (*IngestResult, 
 
 func (s *Store) ingestOnce(ctx context.Context, rec *InboundRecord) (*IngestResult, error) {
 	res := &IngestResult{}
-	err := s.Tx(ctx, func(ctx context.Context, tx bun.Tx) error { return s.ingestTx(ctx, tx, rec, res) })
+	err := s.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		if err := s.lockFeed(ctx, tx, rec.InstanceID); err != nil {
+			return err
+		}
+		return s.ingestTx(ctx, tx, rec, res)
+	})
 	if errors.Is(err, errRace) {
 		return nil, err
 	}
@@ -169,6 +174,17 @@ func (s *Store) IngestBatch(ctx context.Context, recs []*InboundRecord) []BatchR
 	}
 	retry := make([]bool, len(recs))
 	err := s.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		seen := map[string]bool{}
+		var insts []string
+		for _, rec := range recs {
+			if !seen[rec.InstanceID] {
+				seen[rec.InstanceID] = true
+				insts = append(insts, rec.InstanceID)
+			}
+		}
+		if err := s.lockFeed(ctx, tx, insts...); err != nil {
+			return err
+		}
 		for i, rec := range recs {
 			sp := fmt.Sprintf("ingest_%d", i)
 			if _, err := tx.ExecContext(ctx, "SAVEPOINT "+sp); err != nil {
@@ -324,6 +340,9 @@ func subjectOf(rec *InboundRecord) string {
 func (s *Store) OpenThread(ctx context.Context, rec *InboundRecord) (t *Ticket, created bool, err error) {
 	for attempt := 0; attempt < 3; attempt++ {
 		err = s.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+			if err := s.lockFeed(ctx, tx, rec.InstanceID); err != nil {
+				return err
+			}
 			c, err := s.upsertIdentity(ctx, tx, rec.InstanceID, rec.ChannelID, rec.Contact)
 			if err != nil {
 				return err
@@ -408,6 +427,9 @@ type TicketUpdate struct {
 func (s *Store) UpdateTicket(ctx context.Context, instanceID string, id int64, u TicketUpdate) (*Ticket, error) {
 	t := new(Ticket)
 	err := s.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		if err := s.lockFeed(ctx, tx, instanceID); err != nil {
+			return err
+		}
 		if err := s.forUpdate(tx.NewSelect().Model(t).Where("id = ? AND instance_id = ?", id, instanceID)).Scan(ctx); err != nil {
 			return notFound(err, fmt.Sprintf("ticket %d", id))
 		}
