@@ -258,7 +258,26 @@ type TicketView struct {
 	Contact     *store.ContactView `json:"contact"`
 	ChannelKind string             `json:"channel_kind"`
 	Messages    []*store.Message   `json:"messages"`
-	Policy      *connectors.Policy `json:"policy,omitempty"`
+	Policy      *PolicyView        `json:"policy,omitempty"`
+}
+
+// PolicyView is a channel's policy as agents' clients read it.
+type PolicyView struct {
+	ReplyWindowSeconds int64    `json:"reply_window_seconds,omitempty"`
+	MaxTextLength      int      `json:"max_text_length,omitempty"`
+	Attachments        bool     `json:"attachments"`
+	HTML               bool     `json:"html"`
+	Threading          string   `json:"threading"`
+	ContactFields      []string `json:"contact_fields,omitempty"`
+	ReplyVia           string   `json:"reply_via,omitempty"`
+}
+
+func policyView(p connectors.Policy) *PolicyView {
+	return &PolicyView{
+		ReplyWindowSeconds: int64(p.ReplyWindow.Seconds()), MaxTextLength: p.MaxTextLength,
+		Attachments: p.Attachments, HTML: p.HTML, Threading: string(p.Threading),
+		ContactFields: p.ContactFields, ReplyVia: string(p.ReplyVia),
+	}
 }
 
 // Ticket returns a ticket of the agent's instance with its contact and
@@ -279,8 +298,7 @@ func (h *Hub) Ticket(ctx context.Context, a *store.Agent, ticketID int64) (*Tick
 	v := &TicketView{Ticket: t, Contact: c, Messages: ms}
 	if rc := h.channel(t.ChannelID); rc != nil {
 		v.ChannelKind = rc.ch.Kind
-		p := rc.conn.Policy()
-		v.Policy = &p
+		v.Policy = policyView(rc.conn.Policy())
 	} else if ch, err := h.store.Channel(ctx, a.InstanceID, t.ChannelID); err == nil {
 		v.ChannelKind = ch.Kind
 	}
@@ -303,7 +321,7 @@ func (h *Hub) Typing(ctx context.Context, a *store.Agent, ticketID int64, on boo
 	if !on {
 		kind = "typing_stop"
 	}
-	h.publish(ctx, Update{Type: UpdateTyping, InstanceID: a.InstanceID, TicketID: ticketID, Signal: kind, From: a.Name})
+	h.publish(ctx, Update{Type: UpdateTyping, InstanceID: a.InstanceID, TicketID: ticketID, Signal: kind, From: a.Name, FromAgentID: a.ID})
 	if rc := h.channel(t.ChannelID); rc != nil {
 		if ss, ok := rc.conn.(connectors.SignalSender); ok {
 			sctx, cancel := context.WithTimeout(ctx, 5*time.Second)

@@ -35,6 +35,9 @@ type Update struct {
 	// names who types.
 	Signal string `json:"signal,omitempty"`
 	From   string `json:"from,omitempty"`
+	// FromAgentID is set when an agent types, so their own tabs can tell
+	// their typing from a colleague's or the customer's.
+	FromAgentID int64 `json:"from_agent_id,omitempty"`
 }
 
 // InstanceTopic is the bus topic of an instance's updates.

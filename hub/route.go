@@ -52,6 +52,11 @@ func (h *Hub) applyEvents(ctx context.Context, evs []routing.Event) {
 		case routing.EventAssigned:
 			h.setAssignee(ctx, ev.InstanceID, tid, &aid)
 		case routing.EventRequeued:
+			// The ticket left the agent: an offer on their screen is void
+			// too (declined, presence lapsed, signed out).
+			if aid != 0 {
+				h.publish(ctx, Update{Type: UpdateOfferRevoked, InstanceID: ev.InstanceID, AgentID: aid, TicketID: tid})
+			}
 			h.setAssignee(ctx, ev.InstanceID, tid, nil)
 		}
 	}

@@ -95,7 +95,9 @@ func (s *Store) AddAgentMessage(ctx context.Context, in AgentMessage) (*Message,
 			}
 		}
 		if in.IdempotencyKey != "" {
-			key := "agent:" + in.IdempotencyKey
+			// Scoped to the ticket: a key reused on another ticket is another
+			// message, not a resubmission.
+			key := fmt.Sprintf("agent:%d:%s", in.TicketID, in.IdempotencyKey)
 			m.DedupKey = &key
 			err := tx.NewSelect().Model(m).Where("channel_id = ? AND dedup_key = ?", m.ChannelID, key).Scan(ctx)
 			if err == nil {

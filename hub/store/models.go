@@ -154,6 +154,8 @@ type Ticket struct {
 	// ChangeID is the feed position of the last change a store call made
 	// to this ticket (not stored).
 	ChangeID int64 `bun:"-" json:"-"`
+	// ContactName is filled by ticket lists (not stored).
+	ContactName string `bun:"contact_name,scanonly" json:"contact_name,omitempty"`
 }
 
 // Message directions.

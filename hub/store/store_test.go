@@ -327,3 +327,67 @@ func TestFeedFollowsCommitOrder(t *testing.T) {
 		}
 	})
 }
+
+func TestTicketListPagesAndNames(t *testing.T) {
+	open(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		seed(t, s, "acme")
+		now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+		s.SetClock(func() time.Time { return now })
+		for i := range 7 {
+			r := rec("acme", fmt.Sprintf("m%d", i), fmt.Sprintf("t%d", i), "x")
+			r.Contact.DisplayName = fmt.Sprintf("Visitor %d", i)
+			if _, err := s.Ingest(ctx, r); err != nil {
+				t.Fatal(err)
+			}
+			if i%2 == 0 {
+				now = now.Add(time.Minute) // some tickets share a timestamp
+			}
+		}
+		var got []int64
+		var before int64
+		for page := 0; page < 10; page++ {
+			ts, err := s.Tickets(ctx, "acme", store.TicketFilter{Limit: 3, Before: before})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(ts) == 0 {
+				break
+			}
+			for _, tk := range ts {
+				if tk.ContactName == "" {
+					t.Errorf("ticket %d listed without its contact's name", tk.ID)
+				}
+				got = append(got, tk.ID)
+			}
+			before = ts[len(ts)-1].ID
+		}
+		if len(got) != 7 {
+			t.Fatalf("paging returned %v, want each of 7 tickets once", got)
+		}
+		seen := map[int64]bool{}
+		for _, id := range got {
+			if seen[id] {
+				t.Fatalf("ticket %d on two pages: %v", id, got)
+			}
+			seen[id] = true
+		}
+	})
+}
+
+func TestReplyIdempotencyIsPerTicket(t *testing.T) {
+	open(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		seed(t, s, "acme")
+		a, _ := s.Ingest(ctx, rec("acme", "m1", "t1", "x"))
+		b, _ := s.Ingest(ctx, rec("acme", "m2", "t2", "y"))
+		m1, _, err := s.AddAgentMessage(ctx, store.AgentMessage{InstanceID: "acme", TicketID: a.Ticket.ID, Text: "one", IdempotencyKey: "k"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m2, _, err := s.AddAgentMessage(ctx, store.AgentMessage{InstanceID: "acme", TicketID: b.Ticket.ID, Text: "two", IdempotencyKey: "k"})
+		if err != nil || m2.ID == m1.ID || m2.TicketID != b.Ticket.ID {
+			t.Fatalf("the same key on another ticket swallowed the reply: %+v %v", m2, err)
+		}
+	})
+}

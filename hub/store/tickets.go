@@ -372,14 +372,17 @@ type TicketFilter struct {
 	Unassigned bool
 	// Query matches the subject, the contact's name and message text.
 	Query  string
-	Limit  int
-	Before int64 // ticket id for paging, newest first
+	Limit int
+	// Before is the id of the last ticket of the previous page.
+	Before int64
 }
 
 // Tickets lists tickets of an instance, newest activity first.
 func (s *Store) Tickets(ctx context.Context, instanceID string, f TicketFilter) ([]Ticket, error) {
 	var out []Ticket
-	q := s.DB.NewSelect().Model(&out).Where("t.instance_id = ?", instanceID)
+	q := s.DB.NewSelect().Model(&out).ColumnExpr("t.*").ColumnExpr("c.name AS contact_name").
+		Join("LEFT JOIN contacts AS c ON c.id = t.contact_id").
+		Where("t.instance_id = ?", instanceID)
 	if len(f.Statuses) > 0 {
 		q = q.Where("t.status IN (?)", bun.In(f.Statuses))
 	}
@@ -393,7 +396,11 @@ func (s *Store) Tickets(ctx context.Context, instanceID string, f TicketFilter) 
 		q = q.Where("t.team_id = ?", *f.TeamID)
 	}
 	if f.Before > 0 {
-		q = q.Where("t.id < ?", f.Before)
+		// Pages follow the list order (last activity, then id): Before
+		// names the last ticket of the previous page.
+		q = q.Where("(t.last_message_at < (SELECT last_message_at FROM tickets WHERE id = ? AND instance_id = ?)) OR "+
+			"(t.last_message_at = (SELECT last_message_at FROM tickets WHERE id = ? AND instance_id = ?) AND t.id < ?)",
+			f.Before, instanceID, f.Before, instanceID, f.Before)
 	}
 	if qs := strings.TrimSpace(f.Query); qs != "" {
 		like := "%" + strings.ToLower(escapeLike(qs)) + "%"

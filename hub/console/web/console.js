@@ -664,8 +664,8 @@
       b.hidden = s === 'open' ? !['solved', 'closed'].includes(t.status) : t.status === s;
     }
     const p = c.policy || {};
-    const max = p.max_text_length || p.MaxTextLength || 0;
-    const via = p.reply_via || p.ReplyVia || '';
+    const max = p.max_text_length || 0;
+    const via = p.reply_via || '';
     const parts = [];
     if (max) parts.push('at most ' + max + ' characters');
     if (via) parts.push('replies leave by ' + via);
