@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -129,12 +127,6 @@ func (n *node) kill(sig syscall.Signal) {
 		_ = n.cmd.Process.Kill()
 		<-n.done
 	}
-}
-
-func (n *node) restart() {
-	n.t.Helper()
-	n.kill(syscall.SIGKILL)
-	n.start()
 }
 
 func (n *node) logs() string {
@@ -287,19 +279,3 @@ func field(f map[string]any, path ...string) any {
 	}
 	return cur
 }
-
-func readLines(path string) []string {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	var out []string
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		out = append(out, s.Text())
-	}
-	return out
-}
-
-var _ = context.Background

@@ -48,7 +48,7 @@ func (s *Store) lockFeed(ctx context.Context, tx bun.Tx, instanceIDs ...string) 
 		return nil
 	}
 	var ids []string
-	return tx.NewSelect().Model((*Instance)(nil)).Column("id").Where("id IN (?)", bun.In(instanceIDs)).
+	return tx.NewSelect().Model((*Instance)(nil)).Column("id").Where("id IN (?)", bun.List(instanceIDs)).
 		Order("id").For("UPDATE").Scan(ctx, &ids)
 }
 
@@ -293,7 +293,7 @@ func (s *Store) Feed(ctx context.Context, instanceID string, after int64, limit 
 		}
 	}
 	var ts []*Ticket
-	if err := s.DB.NewSelect().Model(&ts).Where("t.instance_id = ? AND t.id IN (?)", instanceID, bun.In(tids)).Scan(ctx); err != nil {
+	if err := s.DB.NewSelect().Model(&ts).Where("t.instance_id = ? AND t.id IN (?)", instanceID, bun.List(tids)).Scan(ctx); err != nil {
 		return nil, err
 	}
 	tm := map[int64]*Ticket{}
@@ -303,7 +303,7 @@ func (s *Store) Feed(ctx context.Context, instanceID string, after int64, limit 
 	mm := map[int64]*Message{}
 	if len(mids) > 0 {
 		var ms []*Message
-		if err := s.DB.NewSelect().Model(&ms).Relation("Attachments").Where("m.instance_id = ? AND m.id IN (?)", instanceID, bun.In(mids)).Scan(ctx); err != nil {
+		if err := s.DB.NewSelect().Model(&ms).Relation("Attachments").Where("m.instance_id = ? AND m.id IN (?)", instanceID, bun.List(mids)).Scan(ctx); err != nil {
 			return nil, err
 		}
 		for _, m := range ms {
@@ -325,7 +325,7 @@ func (s *Store) Feed(ctx context.Context, instanceID string, after int64, limit 
 // closed, in id order after a cursor (routing reconciliation at start).
 func (s *Store) ActiveTickets(ctx context.Context, after int64, limit int) ([]Ticket, error) {
 	var out []Ticket
-	err := s.DB.NewSelect().Model(&out).Where("t.status IN (?) AND t.id > ?", bun.In([]string{StatusNew, StatusOpen, StatusPending}), after).
+	err := s.DB.NewSelect().Model(&out).Where("t.status IN (?) AND t.id > ?", bun.List([]string{StatusNew, StatusOpen, StatusPending}), after).
 		Order("t.id").Limit(int64(limit)).Scan(ctx)
 	return out, err
 }

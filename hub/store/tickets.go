@@ -253,7 +253,7 @@ func (s *Store) threadTicket(ctx context.Context, tx bun.Tx, rec *InboundRecord,
 			ExternalID string
 		}
 		err := tx.NewSelect().Model((*Message)(nil)).Column("ticket_id", "external_id").
-			Where("channel_id = ? AND instance_id = ? AND external_id IN (?)", rec.ChannelID, rec.InstanceID, bun.In(rec.ThreadHints)).
+			Where("channel_id = ? AND instance_id = ? AND external_id IN (?)", rec.ChannelID, rec.InstanceID, bun.List(rec.ThreadHints)).
 			Scan(ctx, &rows)
 		if err != nil {
 			return nil, false, err
@@ -371,7 +371,7 @@ type TicketFilter struct {
 	TeamID     *int64
 	Unassigned bool
 	// Query matches the subject, the contact's name and message text.
-	Query  string
+	Query string
 	Limit int
 	// Before is the id of the last ticket of the previous page.
 	Before int64
@@ -384,7 +384,7 @@ func (s *Store) Tickets(ctx context.Context, instanceID string, f TicketFilter) 
 		Join("LEFT JOIN contacts AS c ON c.id = t.contact_id").
 		Where("t.instance_id = ?", instanceID)
 	if len(f.Statuses) > 0 {
-		q = q.Where("t.status IN (?)", bun.In(f.Statuses))
+		q = q.Where("t.status IN (?)", bun.List(f.Statuses))
 	}
 	if f.AssigneeID != nil {
 		q = q.Where("t.assignee_id = ?", *f.AssigneeID)
