@@ -1,0 +1,535 @@
+package console_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/switchboard-hub/switchboard/connectors"
+	"github.com/switchboard-hub/switchboard/hub/console"
+	"github.com/switchboard-hub/switchboard/hub/store"
+)
+
+// These tests drive the console in headless Chromium against a real hub
+// (harness_test.go). Each waits on page state, never on time.
+
+// domReport is what the page holds that an injected payload would leave.
+type domReport struct {
+	Scripts []string `json:"scripts"` // src of every script element
+	Iframes int      `json:"iframes"`
+	SVGs    int      `json:"svgs"`
+	Objects int      `json:"objects"` // object and embed
+	Images  int      `json:"images"`
+	OnAttrs []string `json:"onAttrs"` // tag.attribute of every on* attribute
+	JSURLs  []string `json:"jsURLs"`  // tag.attribute of every javascript: URL
+	XSS     string   `json:"xss"`     // typeof window.__xss
+}
+
+const domReportJS = `(() => {
+	const onAttrs = [], jsURLs = [];
+	for (const e of document.querySelectorAll('*')) {
+		for (const a of e.attributes) {
+			const n = a.name.toLowerCase();
+			if (n.startsWith('on')) onAttrs.push(e.tagName + '.' + n);
+			if (/^\s*javascript:/i.test(a.value)) jsURLs.push(e.tagName + '.' + n);
+		}
+	}
+	return {
+		scripts: Array.from(document.scripts).map(s => s.getAttribute('src') || 'inline'),
+		iframes: document.querySelectorAll('iframe').length,
+		svgs: document.querySelectorAll('svg').length,
+		objects: document.querySelectorAll('object, embed').length,
+		images: document.querySelectorAll('img').length,
+		onAttrs: onAttrs,
+		jsURLs: jsURLs,
+		xss: typeof window.__xss,
+	};
+})()`
+
+// checkDOM fails unless the main document holds nothing a payload could
+// have left: only the console's own script, no iframe (unless the caller
+// opened that many formatted views), no svg, object, embed or img, no
+// on* attribute, no javascript: URL, and window.__xss unset.
+func checkDOM(t *testing.T, tb *tab, iframes int) {
+	t.Helper()
+	r := eval[domReport](tb, domReportJS)
+	if !slices.Equal(r.Scripts, []string{"console.js"}) {
+		t.Errorf("%s: script elements %q, want only console.js", tb.name, r.Scripts)
+	}
+	if r.Iframes != iframes || r.SVGs != 0 || r.Objects != 0 || r.Images != 0 {
+		t.Errorf("%s: %d iframes (want %d), %d svg, %d object/embed, %d img elements in the main document", tb.name, r.Iframes, iframes, r.SVGs, r.Objects, r.Images)
+	}
+	if len(r.OnAttrs) > 0 {
+		t.Errorf("%s: event handler attributes in the DOM: %q", tb.name, r.OnAttrs)
+	}
+	if len(r.JSURLs) > 0 {
+		t.Errorf("%s: javascript: URLs in the DOM: %q", tb.name, r.JSURLs)
+	}
+	if r.XSS != "undefined" {
+		t.Errorf("%s: window.__xss is %s: an injected payload ran", tb.name, r.XSS)
+	}
+}
+
+// listItem is the CSS selector of a ticket in the list.
+func listItem(ticketID int64) string {
+	return fmt.Sprintf(`#tickets li[data-ticket-id="%d"]`, ticketID)
+}
+
+// listContact waits for the contact name of a listed ticket to be known
+// and returns it.
+func listContact(tb *tab, ticketID int64) string {
+	tb.t.Helper()
+	return until[string](tb, fmt.Sprintf("ticket %d in the list with its contact name", ticketID), fmt.Sprintf(`(() => {
+		const e = document.querySelector(%s);
+		return e && !e.classList.contains('pending') ? e.textContent : '';
+	})()`, jsString(listItem(ticketID)+" .t-contact")))
+}
+
+// openTicket clicks a ticket in the list and waits for its view.
+func openTicket(tb *tab, tk store.Ticket) {
+	tb.t.Helper()
+	tb.do("open the ticket", chromedp.Click(chromedp.CSS(listItem(tk.ID))))
+	waitTicketView(tb, tk)
+}
+
+func waitTicketView(tb *tab, tk store.Ticket) {
+	tb.t.Helper()
+	until[bool](tb, fmt.Sprintf("the view of ticket #%d", tk.Number), fmt.Sprintf(
+		`!document.getElementById('ticket').hidden && document.getElementById('t-number').textContent === %s`,
+		jsString(fmt.Sprintf("#%d", tk.Number))))
+}
+
+// messageTexts returns the text of the shown messages of a direction
+// (in, out, note), in order, once there are at least n of them.
+func messageTexts(tb *tab, kind string, n int) []string {
+	tb.t.Helper()
+	return until[[]string](tb, fmt.Sprintf("%d %s messages", n, kind), fmt.Sprintf(`(() => {
+		const ts = Array.from(document.querySelectorAll('#messages li.msg-%s .msg-text'), e => e.textContent);
+		return ts.length >= %d ? ts : null;
+	})()`, kind, n))
+}
+
+// TestC25StoredXSSThroughWebForm replays case C25 against the web-form
+// channel and checks that the console shows the hostile name and message
+// as literal text, and that nothing in them runs.
+func TestC25StoredXSSThroughWebForm(t *testing.T) {
+	e := newEnv(t)
+	ctype, body := readHTTP(t, "testdata/C25.http")
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noRedirect.Post(e.srv.URL+"/channels/"+webformID+"/submit", ctype, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	answer, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		t.Fatalf("C25 submission: %s: %s", resp.Status, answer)
+	}
+	ts := e.ticketsOf(webformID)
+	if len(ts) != 1 {
+		t.Fatalf("C25 made %d tickets, want 1", len(ts))
+	}
+	c25 := ts[0]
+	const wantName = `"<script>alert("x")</script>`
+	if got := e.contactName(c25); got != wantName {
+		t.Fatalf("stored contact name %q, want %q", got, wantName)
+	}
+	ms, err := e.st.Messages(context.Background(), instanceID, c25.ID, 0, 10, true)
+	if err != nil || len(ms) != 1 {
+		t.Fatalf("C25 messages: %d, %v", len(ms), err)
+	}
+	if !strings.Contains(ms[0].Text, "Order number: 8812") {
+		t.Fatalf("stored text lacks the order number: %q", ms[0].Text)
+	}
+	// The stored display HTML, if the channel gave any, is sanitized.
+	if bad := regexp.MustCompile(`(?i)<\s*(script|iframe|svg)|\son[a-z]+\s*=|javascript:`).FindString(ms[0].HTML); bad != "" {
+		t.Fatalf("stored message HTML keeps %q: %q", bad, ms[0].HTML)
+	}
+
+	// A payload of our own that would set window.__xss, in every field.
+	form := url.Values{
+		"name":    {`<img src=x onerror="window.__xss=1">Mallory`},
+		"email":   {"mallory2@example.org"},
+		"subject": {`<svg onload="window.__xss=2">`},
+		"message": {`<script>window.__xss=3</script><img src=x onerror="window.__xss=4"><a href="javascript:window.__xss=5">x</a>`},
+	}
+	resp, err = noRedirect.PostForm(e.srv.URL+"/channels/"+webformID+"/submit", form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		t.Fatalf("second submission: %s", resp.Status)
+	}
+	mine := e.ticketsOf(webformID)[0] // newest first
+
+	b := newBrowser(t)
+	tb := b.tab("agent", true)
+	ada := e.agents["Ada"]
+	tb.signIn(e.srv.URL, ada.token)
+	tb.choose(`input[name="scope"][value="all"]`, "")
+
+	if got := listContact(tb, c25.ID); got != wantName {
+		t.Errorf("ticket list: contact name textContent %q, want %q", got, wantName)
+	}
+	if got := listContact(tb, mine.ID); got != form.Get("name") {
+		t.Errorf("ticket list: contact name textContent %q, want %q", got, form.Get("name"))
+	}
+	if got := eval[string](tb, fmt.Sprintf(`document.querySelector(%s).textContent`, jsString(listItem(mine.ID)+" .t-subject"))); got != mine.Subject {
+		t.Errorf("ticket list: subject textContent %q, want %q", got, mine.Subject)
+	}
+
+	openTicket(tb, c25)
+	if got := eval[string](tb, `document.getElementById('contact-name').textContent`); got != wantName {
+		t.Errorf("ticket view: contact name textContent %q, want %q", got, wantName)
+	}
+	if got := eval[string](tb, `document.getElementById('t-subject').textContent`); got != c25.Subject {
+		t.Errorf("ticket view: subject textContent %q, want %q", got, c25.Subject)
+	}
+	texts := messageTexts(tb, "in", 1)
+	if texts[0] != ms[0].Text {
+		t.Errorf("ticket view: message textContent %q, want the stored text %q", texts[0], ms[0].Text)
+	}
+	// Visible, not merely present: innerText leaves out what is hidden.
+	tb.do("the order number is visible", chromedp.WaitVisible(chromedp.CSS(`#messages li.msg-in .msg-text`)))
+	if shown := eval[string](tb, `document.querySelector('#messages li.msg-in .msg-text').innerText`); !strings.Contains(shown, "Order number: 8812") {
+		t.Errorf("the message does not show %q: %q", "Order number: 8812", shown)
+	}
+	checkDOM(t, tb, 0)
+	tb.screenshot("c25-ticket")
+
+	openTicket(tb, mine)
+	if got := eval[string](tb, `document.getElementById('contact-name').textContent`); got != form.Get("name") {
+		t.Errorf("ticket view: contact name textContent %q, want %q", got, form.Get("name"))
+	}
+	if got := messageTexts(tb, "in", 1)[0]; got != form.Get("message") {
+		t.Errorf("ticket view: message textContent %q, want %q", got, form.Get("message"))
+	}
+	checkDOM(t, tb, 0)
+	tb.checkClean(ada.token)
+	if tb.requested("/console/x") {
+		t.Error("an injected <img src=x> was fetched")
+	}
+}
+
+// TestMessageHTMLStaysInert delivers a message with hostile HTML through a
+// channel that carries HTML: the console shows its text, and the
+// formatted view is a sandboxed srcdoc iframe in which nothing runs and
+// nothing remote loads.
+func TestMessageHTMLStaysInert(t *testing.T) {
+	e := newEnv(t)
+	const pixel = "https://tracker.example/pixel.gif"
+	r := e.probe.deliver(t, connectors.Inbound{
+		ExternalID: "html-1", ThreadKey: "html-conv",
+		Sender:  connectors.Identity{ExternalID: "u-html", DisplayName: "Hal"},
+		Subject: "Formatted",
+		Text:    "Hello in plain text",
+		HTML: `<p>Hello <b>in HTML</b></p><script>window.__xss=1;alert(1)</script>` +
+			`<img src="` + pixel + `" onerror="window.__xss=2"><a href="javascript:window.__xss=3">link</a>` +
+			`<iframe src="https://evil.example/"></iframe><svg onload="window.__xss=4"></svg>`,
+	})
+	tk, err := e.st.Ticket(context.Background(), instanceID, r.ConversationID)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	b := newBrowser(t)
+	tb := b.tab("agent", true)
+	ada := e.agents["Ada"]
+	tb.signIn(e.srv.URL, ada.token)
+	tb.choose(`input[name="scope"][value="all"]`, "")
+	listContact(tb, tk.ID)
+	openTicket(tb, *tk)
+	if got := messageTexts(tb, "in", 1)[0]; got != "Hello in plain text" {
+		t.Errorf("message text %q", got)
+	}
+	checkDOM(t, tb, 0)
+
+	tb.do("open the formatted view", chromedp.Click(chromedp.CSS(`#messages li.msg-in .msg-formatted`)))
+	frame := until[map[string]any](tb, "the formatted view", `(() => {
+		const f = document.querySelector('#messages li.msg-in iframe.msg-html');
+		if (!f) return null;
+		return {
+			sandbox: f.getAttribute('sandbox'),
+			srcdocHasScript: /<script/i.test(f.srcdoc),
+			// An opaque origin: the page cannot reach into the frame, and so
+			// the frame cannot reach out to the page either.
+			reachable: (() => { try { return f.contentDocument !== null; } catch (e) { return false; } })(),
+		};
+	})()`)
+	if frame["sandbox"] != "" {
+		t.Errorf("formatted view sandbox=%q, want empty (nothing allowed)", frame["sandbox"])
+	}
+	if frame["srcdocHasScript"] != false {
+		t.Error("the stored HTML handed to the frame still has a script element")
+	}
+	if frame["reachable"] != false {
+		t.Error("the formatted view's document is reachable from the page: the sandbox is not in force")
+	}
+	checkDOM(t, tb, 1)
+	tb.screenshot("html-formatted")
+	// Nothing of the payload may load: not the pixel (CSP, inherited by
+	// the srcdoc document), not the iframe (stripped by the sanitizer).
+	if tb.requested("tracker.example") || tb.requested("evil.example") {
+		t.Error("the formatted view fetched a remote resource")
+	}
+	// The browser reports the blocked pixel as a CSP violation: that one
+	// console error is the CSP doing its job.
+	tb.checkClean(ada.token, "tracker.example")
+}
+
+// TestLiveChatScriptDoesNotRun sends script through the live-chat visitor
+// websocket, before and while the agent has the conversation open.
+func TestLiveChatScriptDoesNotRun(t *testing.T) {
+	e := newEnv(t)
+	const name = `<img src=x onerror="window.__xss=1">Eve`
+	first := `<script>window.__xss=2; alert("chat")</script>`
+	second := `<img src=x onerror="window.__xss=3"><svg onload="alert(4)"></svg><iframe srcdoc="<script>parent.__xss=5</script>"></iframe>`
+	v := e.newVisitor(t, name)
+	v.say(first)
+	tk, err := e.st.Ticket(context.Background(), instanceID, v.conv)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	b := newBrowser(t)
+	tb := b.tab("agent", true)
+	ada := e.agents["Ada"]
+	tb.signIn(e.srv.URL, ada.token)
+	tb.choose(`input[name="scope"][value="all"]`, "")
+	if got := listContact(tb, tk.ID); got != name {
+		t.Errorf("ticket list: contact name textContent %q, want %q", got, name)
+	}
+	openTicket(tb, *tk)
+	if got := eval[string](tb, `document.getElementById('contact-name').textContent`); got != name {
+		t.Errorf("ticket view: contact name textContent %q, want %q", got, name)
+	}
+	if got := messageTexts(tb, "in", 1); got[0] != first {
+		t.Errorf("message textContent %q, want %q", got[0], first)
+	}
+
+	// Live: a message that arrives while the ticket is open.
+	v.say(second)
+	if got := messageTexts(tb, "in", 2); got[1] != second {
+		t.Errorf("live message textContent %q, want %q", got[1], second)
+	}
+	checkDOM(t, tb, 0)
+	tb.screenshot("livechat-xss")
+	tb.checkClean(ada.token)
+}
+
+// TestAgentTakesAndAnswersAChat is the usability flow with two windows:
+// Ada goes available, is offered a new chat, accepts and replies; the
+// reply shows its delivery state up to "read"; she adds a note and sees
+// typing; a reply on a failing channel shows why it failed; she solves
+// and transfers tickets to Bob, whose window updates live; a gateway
+// restart is bridged by reconnect and resume.
+func TestAgentTakesAndAnswersAChat(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	b := newBrowser(t)
+	ada, bob := e.agents["Ada"], e.agents["Bob"]
+	aw := b.tab("Ada's window", true)
+	bw := b.tab("Bob's window", false)
+	aw.signIn(e.srv.URL, ada.token)
+	bw.signIn(e.srv.URL, bob.token)
+
+	aw.choose("#presence", "available")
+	until[bool](aw, "presence saved", `sessionStorage.getItem('sb.presence') === 'available'`)
+	// Only Ada is available: the chat is offered to her.
+	v := e.newVisitor(t, "Grace")
+	v.say("Hello, my parcel did not arrive")
+	tk, err := e.st.Ticket(ctx, instanceID, v.conv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	offer := listItemIn("#offers", tk.ID)
+	countdown := until[string](aw, "the offer with its countdown", fmt.Sprintf(`(() => {
+		const c = document.querySelector(%s);
+		return c && /^\d+ s left$/.test(c.textContent) ? c.textContent : '';
+	})()`, jsString(offer+" .countdown")))
+	t.Logf("offer shown: %s", countdown)
+	aw.screenshot("offer")
+	if got := until[string](aw, "the offer's contact", fmt.Sprintf(`(() => { const e = document.querySelector(%s); return e && !e.classList.contains('pending') ? e.textContent : ''; })()`, jsString(offer+" .o-contact"))); got != "Grace" {
+		t.Errorf("offer contact %q, want Grace", got)
+	}
+	aw.do("accept", chromedp.Click(chromedp.CSS(offer+" button.accept")))
+	waitTicketView(aw, *tk)
+	until[bool](aw, "the offer gone", fmt.Sprintf(`document.querySelector(%s) === null`, jsString(offer)))
+	until[bool](aw, "the ticket assigned to Ada", `document.getElementById('t-assignee').textContent === 'assigned to you' && document.getElementById('t-status').textContent === 'open'`)
+	if got := messageTexts(aw, "in", 1)[0]; got != "Hello, my parcel did not arrive" {
+		t.Errorf("inbound message %q", got)
+	}
+	// "Mine" is the default list: the accepted chat is in it.
+	listContact(aw, tk.ID)
+
+	// The visitor types; Ada sees it.
+	v.send(map[string]any{"type": "typing", "active": true})
+	until[bool](aw, "the typing indicator", `!document.getElementById('typing').hidden && document.getElementById('typing').textContent === 'Grace is typing…'`)
+
+	// Ada replies; the reply leaves through the outbox and shows its state.
+	const reply = "Sorry to hear that! Let me check."
+	aw.do("reply",
+		chromedp.SendKeys(chromedp.ID("reply-text"), reply),
+		chromedp.Click(chromedp.CSS(`#reply-form button[type="submit"]`)),
+	)
+	if got := messageTexts(aw, "out", 1)[0]; got != reply {
+		t.Errorf("reply shown as %q", got)
+	}
+	until[bool](aw, "the reply marked sent", `document.querySelector('#messages li.msg-out .state').textContent === 'sent'`)
+	if got := eval[string](aw, `document.getElementById('reply-text').value`); got != "" {
+		t.Errorf("the reply box keeps %q after sending", got)
+	}
+	// The visitor gets it and reads it; the state follows.
+	var replyID float64
+	for replyID == 0 {
+		m := v.next("message.new")["message"].(map[string]any)
+		if m["from"] == "agent" && m["text"] == reply {
+			replyID = m["id"].(float64)
+		}
+	}
+	v.send(map[string]any{"type": "message.state", "state": "read", "message_ids": []float64{replyID}})
+	until[bool](aw, "the reply marked read", `document.querySelector('#messages li.msg-out .state').textContent === 'read'`)
+	aw.screenshot("reply-read")
+
+	// An internal note is shown as one.
+	aw.do("note",
+		chromedp.SendKeys(chromedp.ID("note-text"), "Customer is upset; parcel 8812."),
+		chromedp.Click(chromedp.CSS(`#note-form button[type="submit"]`)),
+	)
+	if got := messageTexts(aw, "note", 1)[0]; got != "Customer is upset; parcel 8812." {
+		t.Errorf("note shown as %q", got)
+	}
+	if kind := eval[string](aw, `document.querySelector('#messages li.msg-note .msg-kind').textContent`); kind != "internal note" {
+		t.Errorf("note labelled %q", kind)
+	}
+
+	// Transfer to Bob: his "Mine" list gets the ticket live.
+	aw.do("transfer",
+		chromedp.SendKeys(chromedp.ID("transfer-id"), fmt.Sprint(bob.agent.ID)),
+		chromedp.Click(chromedp.CSS(`#transfer-form button[type="submit"]`)),
+	)
+	if got := listContact(bw, tk.ID); got != "Grace" {
+		t.Errorf("Bob's list shows contact %q", got)
+	}
+	openTicket(bw, *tk)
+	if got := messageTexts(bw, "out", 1)[0]; got != reply {
+		t.Errorf("Bob sees reply %q", got)
+	}
+	if st := eval[string](bw, `document.querySelector('#messages li.msg-out .state').textContent`); st != "read" {
+		t.Errorf("Bob sees the reply as %q, want read", st)
+	}
+	if got := eval[int](bw, `document.querySelectorAll('#messages li.msg-note').length`); got != 1 {
+		t.Errorf("Bob sees %d notes, want 1", got)
+	}
+	until[bool](aw, "Ada's view shows the new assignee", fmt.Sprintf(`document.getElementById('t-assignee').textContent === 'assigned to agent %d'`, bob.agent.ID))
+
+	// A reply that the channel refuses for good shows the reason.
+	pr := e.probe.deliver(t, connectors.Inbound{ExternalID: "p-1", ThreadKey: "p-conv",
+		Sender: connectors.Identity{ExternalID: "u-pat", DisplayName: "Pat"}, Text: "Can you mail me the invoice?"})
+	ptk, err := e.st.Ticket(ctx, instanceID, pr.ConversationID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	aw.choose(`input[name="scope"][value="all"]`, "")
+	listContact(aw, ptk.ID)
+	openTicket(aw, *ptk)
+	aw.do("a reply that fails",
+		chromedp.SendKeys(chromedp.ID("reply-text"), "Here it is "+failMarker),
+		chromedp.Click(chromedp.CSS(`#reply-form button[type="submit"]`)),
+	)
+	reason := until[string](aw, "the failed state with its reason", `(() => {
+		const s = document.querySelector('#messages li.msg-out .state');
+		const r = document.querySelector('#messages li.msg-out .state-reason');
+		return s && s.textContent === 'failed' && r ? r.textContent : '';
+	})()`)
+	if reason != failReason {
+		t.Errorf("failure reason %q, want %q", reason, failReason)
+	}
+	aw.screenshot("reply-failed")
+
+	// Solve it; reopen becomes possible.
+	aw.do("solve", chromedp.Click(chromedp.CSS(`.status-actions button[data-status="solved"]`)))
+	until[bool](aw, "the ticket solved", `document.getElementById('t-status').textContent === 'solved' && !document.querySelector('.status-actions button[data-status="open"]').hidden`)
+
+	// A gateway restart: the sockets close; a message arrives meanwhile;
+	// the console reconnects and resumes from its cursor.
+	socketsBefore := aw.sockets()
+	e.stopGateway()
+	e.probe.deliver(t, connectors.Inbound{ExternalID: "p-2", ThreadKey: "p-conv",
+		Sender: connectors.Identity{ExternalID: "u-pat", DisplayName: "Pat"}, Text: "Did you send it?"})
+	e.startGateway()
+	if got := messageTexts(aw, "in", 2)[1]; got != "Did you send it?" {
+		t.Errorf("after the restart the view shows %q", got)
+	}
+	until[bool](aw, "reconnected", `document.querySelector('#conn.conn-up') !== null`)
+	if n := aw.sockets(); n <= socketsBefore {
+		t.Errorf("no new socket after the gateway restart (%d before, %d after)", socketsBefore, n)
+	}
+	bw.screenshot("bob")
+	// The follow-up reopened the ticket (hub rule); the view follows.
+	until[bool](aw, "the ticket reopened by the follow-up", `document.getElementById('t-status').textContent !== 'solved'`)
+
+	checkDOM(t, aw, 0)
+	checkDOM(t, bw, 0)
+	// A reconnect attempt that met the restarting gateway is logged by
+	// Chromium itself.
+	aw.checkClean(ada.token, "WebSocket connection to")
+	bw.checkClean(bob.token, "WebSocket connection to")
+}
+
+func listItemIn(list string, ticketID int64) string {
+	return fmt.Sprintf(`%s li[data-ticket-id="%d"]`, list, ticketID)
+}
+
+// TestCSPBlocksInjectedHandlers checks the second wall on its own, and
+// that the detectors of these tests are not blind: markup injected into
+// the page on purpose (what console.js must never do) is seen by checkDOM,
+// and the Content-Security-Policy keeps its handlers and scripts from
+// running.
+func TestCSPBlocksInjectedHandlers(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.Handle("/console/", console.Handler())
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	b := newBrowser(t)
+	tb := b.tab("page", true)
+	tb.do("load the console", chromedp.Navigate(srv.URL+"/console/"), chromedp.WaitVisible(chromedp.ID("token")))
+	eval[bool](tb, `(() => {
+		window.__violations = [];
+		document.addEventListener('securitypolicyviolation', (e) => window.__violations.push(e.effectiveDirective));
+		const d = document.createElement('div');
+		document.body.append(d);
+		d.insertAdjacentHTML('beforeend',
+			'<img src="data:image/gif;base64,R0lGODlhAQABAAAAACw=" onload="window.__xss=1;alert(1)" onerror="window.__xss=2;alert(2)">');
+		const s = document.createElement('script');
+		s.textContent = 'window.__xss = 3; alert(3)';
+		document.body.append(s);
+		return true;
+	})()`)
+	directives := until[[]string](tb, "CSP violation reports", `window.__violations.length >= 2 ? window.__violations : null`)
+	t.Logf("CSP blocked: %q", directives)
+	r := eval[domReport](tb, domReportJS)
+	if r.XSS != "undefined" {
+		t.Errorf("window.__xss is %s: the CSP let an injected handler or script run", r.XSS)
+	}
+	if r.Images != 1 || len(r.OnAttrs) != 2 || !slices.Contains(r.Scripts, "inline") {
+		t.Errorf("the DOM check missed the injected markup: %+v", r)
+	}
+	tb.mu.Lock()
+	dialogs := tb.dialogs
+	tb.mu.Unlock()
+	if len(dialogs) > 0 {
+		t.Errorf("dialogs opened: %q", dialogs)
+	}
+}
