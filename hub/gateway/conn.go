@@ -121,6 +121,11 @@ func (c *conn) serve(token string, urlToken bool) {
 		return nil
 	})
 	c.ws.SetPongHandler(func(string) error {
+		// Before authentication only the auth deadline counts: answering
+		// pings must not keep an anonymous socket open.
+		if !c.authed {
+			return nil
+		}
 		return c.ws.SetReadDeadline(time.Now().Add(c.g.cfg.PongWait))
 	})
 	c.ws.SetCloseHandler(func(code int, _ string) error {

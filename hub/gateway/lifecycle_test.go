@@ -186,3 +186,35 @@ func TestShutdown(t *testing.T) {
 		t.Fatalf("dial after shutdown: %v %v", resp, err)
 	}
 }
+
+// Keepalive: a client that answers the server's pings stays; one that
+// goes silent is closed after PongWait.
+func TestKeepalive(t *testing.T) {
+	e := newEnv(t, envOpts{cfg: Config{PingInterval: 30 * time.Millisecond, PongWait: 150 * time.Millisecond}})
+	e.instance("acme", "")
+	ravi, token := e.agent("acme", "Ravi")
+	live := e.connect("live", token)
+	connected := time.Now()
+
+	// The silent client authenticates, then never reads again, so it never
+	// answers a ping.
+	silent, _, err := websocket.DefaultDialer.Dial(e.wsURL, http.Header{"Authorization": {"Bearer " + token}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	ev := e.waitEvent("silent socket closed", func(ev event) bool {
+		return ev.kind == "closed" && ev.agentID == ravi.ID && ev.reason == "ping timeout"
+	})
+	if ev.code != websocket.CloseGoingAway {
+		t.Fatalf("close %d %q", ev.code, ev.reason)
+	}
+	if time.Since(connected) < 150*time.Millisecond {
+		t.Fatal("closed before PongWait")
+	}
+	// The live client answered every ping meanwhile and is still served.
+	live.ok("ping", nil, nil)
+	if s := e.gw.Stats(); s.Sockets != 1 {
+		t.Fatalf("stats %+v", s)
+	}
+}
