@@ -386,7 +386,7 @@ func (s *Service) UpdateChannel(ctx context.Context, instanceID, id string, u Ch
 	if err := s.validate(row, secrets); err != nil {
 		return nil, err
 	}
-	if err := s.updateChannelRow(ctx, row); err != nil {
+	if err := s.st.UpdateChannel(ctx, row); err != nil {
 		return nil, notFound(err, "channel %q in instance %q", id, instanceID)
 	}
 	s.log.InfoContext(ctx, "channel updated", "instance", instanceID, "channel", id, "changed", changed,
@@ -394,22 +394,6 @@ func (s *Service) UpdateChannel(ctx context.Context, instanceID, id string, u Ch
 	v := channelView(row)
 	v.StartError = s.apply(ctx, row)
 	return &v, nil
-}
-
-// updateChannelRow stores every field UpdateChannel may change.
-// store.UpdateChannel leaves team_id out, so this writes the row itself,
-// in one statement and scoped by instance like the store does; it should
-// move into the store once UpdateChannel covers team_id.
-func (s *Service) updateChannelRow(ctx context.Context, ch *store.Channel) error {
-	res, err := s.st.DB.NewUpdate().Model(ch).Column("name", "settings", "secrets", "enabled", "team_id").
-		Where("id = ? AND instance_id = ?", ch.ID, ch.InstanceID).Exec(ctx)
-	if err != nil {
-		return fmt.Errorf("update channel: %w", err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return store.ErrNotFound
-	}
-	return nil
 }
 
 // SetChannelEnabled enables or disables a channel. Enabling checks the

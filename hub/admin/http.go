@@ -231,6 +231,8 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, &apiError{status: http.StatusConflict, code: "exists", msg: Message(err)})
 	case errors.Is(err, store.ErrConflict):
 		writeError(w, &apiError{status: http.StatusConflict, code: "conflict", msg: Message(err)})
+	case errors.Is(err, store.ErrInvalid):
+		writeError(w, &apiError{status: http.StatusUnprocessableEntity, code: "invalid", msg: Message(err)})
 	default:
 		h.log.ErrorContext(r.Context(), "admin request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		writeError(w, &apiError{status: http.StatusInternalServerError, code: "internal",

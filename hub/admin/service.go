@@ -88,7 +88,7 @@ func invalid(field, format string, args ...any) error {
 // not found"), for people: API error messages and CLI output.
 func Message(err error) string {
 	msg := err.Error()
-	for _, s := range []error{store.ErrNotFound, store.ErrDuplicate, store.ErrConflict} {
+	for _, s := range []error{store.ErrNotFound, store.ErrDuplicate, store.ErrConflict, store.ErrInvalid} {
 		msg = strings.TrimSuffix(msg, ": "+s.Error())
 	}
 	return msg

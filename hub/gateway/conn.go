@@ -121,11 +121,17 @@ func (c *conn) serve(token string, urlToken bool) {
 		return nil
 	})
 	c.ws.SetPongHandler(func(string) error {
+		// Before authentication only the auth deadline counts: answering
+		// pings must not keep an anonymous socket open.
+		if !c.authed {
+			return nil
+		}
 		return c.ws.SetReadDeadline(time.Now().Add(c.g.cfg.PongWait))
 	})
 	c.ws.SetCloseHandler(func(code int, _ string) error {
-		// Echo the client's code (RFC 6455 §5.5.1), written by the writer.
-		c.closeWith(code, "", true)
+		// Echo the client's code (RFC 6455 §5.5.1), written by the writer;
+		// a client that says goodbye wants no more frames.
+		c.closeWith(code, "", false)
 		return nil
 	})
 	if c.isClosing() {

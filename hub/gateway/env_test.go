@@ -39,13 +39,15 @@ type env struct {
 	ctx    context.Context
 	st     *store.Store
 	h      *hub.Hub
-	router *memroute.Router
-	bus    *memroute.Bus
+	router routing.Router
+	bus    routing.Bus
 	clock  *routetest.Clock
 	gw     *Gateway
 	srv    *httptest.Server
 	wsURL  string
 	logs   *syncBuffer
+
+	stopHub func() // stops the hub's loops and channels, once
 
 	mu       sync.Mutex
 	channels map[string]*testConnector
@@ -58,6 +60,12 @@ type envOpts struct {
 	// smallBuffers shrinks the server's TCP send buffers so that a client
 	// that stops reading fills them quickly.
 	smallBuffers bool
+	// router, bus and clock replace the in-process ones (another node of
+	// the same deployment shares them); the store is then assumed
+	// migrated.
+	router routing.Router
+	bus    routing.Bus
+	clock  *routetest.Clock
 }
 
 func newEnv(t *testing.T, o envOpts) *env {
@@ -74,10 +82,17 @@ func newEnv(t *testing.T, o envOpts) *env {
 	if err := st.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, ctx: ctx, st: st, clock: routetest.NewClock(), logs: &syncBuffer{},
+	e := &env{t: t, ctx: ctx, st: st, clock: o.clock, router: o.router, bus: o.bus, logs: &syncBuffer{},
 		channels: map[string]*testConnector{}, events: make(chan event, 4096)}
-	e.router = memroute.New(routing.Config{OfferTimeout: 30 * time.Second, PresenceTTL: 45 * time.Second, Now: e.clock.Now})
-	e.bus = memroute.NewBus()
+	if e.clock == nil {
+		e.clock = routetest.NewClock()
+	}
+	if e.router == nil {
+		e.router = memroute.New(routing.Config{OfferTimeout: 30 * time.Second, PresenceTTL: 45 * time.Second, Now: e.clock.Now})
+	}
+	if e.bus == nil {
+		e.bus = memroute.NewBus()
+	}
 	t.Cleanup(func() { e.bus.Close() })
 	blobs, err := blob.NewDir(t.TempDir())
 	if err != nil {
@@ -99,10 +114,14 @@ func newEnv(t *testing.T, o envOpts) *env {
 	if err := e.h.Start(hctx); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		stop()
-		e.h.Wait(ctx)
-	})
+	var once sync.Once
+	e.stopHub = func() {
+		once.Do(func() {
+			stop()
+			e.h.Wait(ctx)
+		})
+	}
+	t.Cleanup(func() { e.stopHub() })
 	e.gw = New(e.h, o.cfg, log)
 	e.gw.observe = func(ev event) {
 		select {
@@ -145,7 +164,18 @@ func (e *env) instance(id string, settings string) *testConnector {
 	if err := e.st.CreateChannel(e.ctx, &ch); err != nil {
 		e.t.Fatal(err)
 	}
-	if err := e.h.StartChannel(e.ctx, ch); err != nil {
+	return e.startChannel(ch.ID)
+}
+
+// startChannel runs a stored channel on this node (every node runs every
+// channel).
+func (e *env) startChannel(id string) *testConnector {
+	e.t.Helper()
+	ch, err := e.st.ChannelByID(e.ctx, id)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := e.h.StartChannel(e.ctx, *ch); err != nil {
 		e.t.Fatal(err)
 	}
 	return e.connector(ch.ID)
@@ -295,7 +325,7 @@ type client struct {
 
 	mu      sync.Mutex
 	frames  []msg
-	changed chan struct{}
+	changed chan struct{} // closed and replaced on every new frame
 	done    chan struct{}
 	err     error // why reading stopped
 	nextID  int
@@ -358,7 +388,7 @@ func (e *env) tryDial(name string, header http.Header, d *websocket.Dialer) (*cl
 	if err != nil {
 		return nil, err
 	}
-	c := &client{t: e.t, name: name, ws: ws, resp: resp, changed: make(chan struct{}, 1), done: make(chan struct{})}
+	c := &client{t: e.t, name: name, ws: ws, resp: resp, changed: make(chan struct{}), done: make(chan struct{})}
 	go c.readLoop()
 	e.t.Cleanup(func() { c.ws.Close() })
 	return c, nil
@@ -401,11 +431,12 @@ func (c *client) readLoop() {
 	}
 }
 
+// poke wakes every waiter.
 func (c *client) poke() {
-	select {
-	case c.changed <- struct{}{}:
-	default:
-	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	close(c.changed)
+	c.changed = make(chan struct{})
 }
 
 func (c *client) send(v any) {
@@ -481,15 +512,44 @@ func (c *client) waitFor(what string, pred func(msg) bool) msg {
 				return m
 			}
 		}
-		err := c.err
+		err, changed := c.err, c.changed
 		c.mu.Unlock()
 		if err != nil {
 			c.t.Fatalf("%s: waiting for %s: socket ended: %v", c.name, what, err)
 		}
 		select {
-		case <-c.changed:
+		case <-changed:
 		case <-timer.C:
 			c.t.Fatalf("%s: timed out waiting for %s; frames: %s", c.name, what, c.dump())
+		}
+	}
+}
+
+// waitCount waits until n frames matching pred have arrived.
+func (c *client) waitCount(what string, n int, pred func(msg) bool) {
+	c.t.Helper()
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for {
+		c.mu.Lock()
+		got := 0
+		for _, m := range c.frames {
+			if pred(m) {
+				got++
+			}
+		}
+		err, changed := c.err, c.changed
+		c.mu.Unlock()
+		if got >= n {
+			return
+		}
+		if err != nil {
+			c.t.Fatalf("%s: waiting for %s: socket ended: %v", c.name, what, err)
+		}
+		select {
+		case <-changed:
+		case <-timer.C:
+			c.t.Fatalf("%s: timed out waiting for %d× %s; frames: %s", c.name, n, what, c.dump())
 		}
 	}
 }

@@ -123,6 +123,14 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.closeWith(websocket.CloseGoingAway, "server shutting down", false)
 	}
 	defer g.untrack(c)
+	defer func() {
+		// A bug in one socket's reader must not take the node's HTTP
+		// server down with it; the socket ends, the others go on.
+		if r := recover(); r != nil {
+			g.log.Error("panic recovered", "in", "reader", "session", c.id, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			c.kill()
+		}
+	}()
 	c.serve(token, urlToken)
 }
 

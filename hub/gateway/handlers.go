@@ -130,6 +130,8 @@ func (c *conn) handle(f *frame) {
 		}
 		c.result(ctx, f.id, map[string]any{"tickets": ts})
 	case typeTicketGet:
+		// M3: the contact's identities, as far as each channel's privacy
+		// preferences let the hub store them.
 		v, err := h.Ticket(ctx, a, f.body.(*ticketReq).TicketID)
 		if err != nil {
 			c.replyError(f, err, ticketMissing)
@@ -148,6 +150,8 @@ func (c *conn) handle(f *frame) {
 		}
 		c.result(ctx, f.id, map[string]any{"ticket_id": tid})
 	case typeReply, typeNote:
+		// M1: the agent's half of the two-way conversation; the hub checks
+		// the channel's policy and queues the reply in the outbox.
 		r := f.body.(*composeReq)
 		op := h.Reply
 		if f.typ == typeNote {

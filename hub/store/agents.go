@@ -45,6 +45,13 @@ func (s *Store) DeleteTeam(ctx context.Context, instanceID string, id int64) err
 		if _, err := tx.NewDelete().Model((*AgentTeam)(nil)).Where("team_id = ? AND instance_id = ?", id, instanceID).Exec(ctx); err != nil {
 			return err
 		}
+		// Tickets and channels of the team fall back to the instance-wide
+		// queue rather than point at a team that no longer exists.
+		for _, m := range []any{(*Ticket)(nil), (*Channel)(nil)} {
+			if _, err := tx.NewUpdate().Model(m).Set("team_id = NULL").Where("team_id = ? AND instance_id = ?", id, instanceID).Exec(ctx); err != nil {
+				return err
+			}
+		}
 		res, err := tx.NewDelete().Model((*Team)(nil)).Where("id = ? AND instance_id = ?", id, instanceID).Exec(ctx)
 		return affected(res, err, fmt.Sprintf("team %d", id))
 	})
@@ -146,8 +153,13 @@ func (s *Store) loadTeams(ctx context.Context, a *Agent) error {
 // CreateAPIKey stores a key hash.
 func (s *Store) CreateAPIKey(ctx context.Context, k *APIKey) error {
 	k.CreatedAt = s.now()
-	_, err := s.DB.NewInsert().Model(k).Exec(ctx)
-	return err
+	if _, err := s.DB.NewInsert().Model(k).Exec(ctx); err != nil {
+		if IsUnique(err) {
+			return fmt.Errorf("api key exists: %w", ErrDuplicate)
+		}
+		return fmt.Errorf("create api key: %w", err)
+	}
+	return nil
 }
 
 // APIKeyByHash authenticates an API client.

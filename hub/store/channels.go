@@ -9,7 +9,7 @@ import (
 // CreateChannel adds a channel to an instance.
 func (s *Store) CreateChannel(ctx context.Context, ch *Channel) error {
 	if !ValidSlug(ch.ID) {
-		return fmt.Errorf("channel id %q: use 1-63 lower-case letters, digits and dashes: %w", ch.ID, ErrConflict)
+		return fmt.Errorf("channel id %q: use 1-63 lower-case letters, digits and dashes: %w", ch.ID, ErrInvalid)
 	}
 	if ch.Settings == "" {
 		ch.Settings = "{}"
@@ -53,9 +53,10 @@ func (s *Store) Channels(ctx context.Context, instanceID string) ([]Channel, err
 	return out, q.Scan(ctx)
 }
 
-// UpdateChannel stores a channel's name, settings, secrets and enabled flag.
+// UpdateChannel stores a channel's name, settings, secrets, enabled flag
+// and team.
 func (s *Store) UpdateChannel(ctx context.Context, ch *Channel) error {
-	res, err := s.DB.NewUpdate().Model(ch).Column("name", "settings", "secrets", "enabled").
+	res, err := s.DB.NewUpdate().Model(ch).Column("name", "settings", "secrets", "enabled", "team_id").
 		Where("id = ? AND instance_id = ?", ch.ID, ch.InstanceID).Exec(ctx)
 	return affected(res, err, "channel "+ch.ID)
 }

@@ -30,6 +30,7 @@ var (
 	ErrNotFound  = errors.New("store: not found")
 	ErrDuplicate = errors.New("store: duplicate")
 	ErrConflict  = errors.New("store: conflict")
+	ErrInvalid   = errors.New("store: invalid value")
 )
 
 // Open connects to the database named by dsn:
@@ -63,7 +64,9 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		// WAL keeps readers off the writer's back; one connection
 		// serializes writers, which SQLite needs anyway and which avoids
 		// SQLITE_BUSY under concurrent ingest.
-		sqldb, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate")
+		// The path goes into a URI: escape what URIs give meaning to.
+		uriPath := strings.NewReplacer("%", "%25", "?", "%3F", "#", "%23").Replace(path)
+		sqldb, err := sql.Open("sqlite", "file:"+uriPath+"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate")
 		if err != nil {
 			return nil, fmt.Errorf("open sqlite: %w", err)
 		}

@@ -17,13 +17,13 @@ func ValidSlug(s string) bool { return slugRE.MatchString(s) }
 // CreateInstance adds a tenant.
 func (s *Store) CreateInstance(ctx context.Context, in *Instance) error {
 	if !ValidSlug(in.ID) {
-		return fmt.Errorf("instance id %q: use 1-63 lower-case letters, digits and dashes: %w", in.ID, ErrConflict)
+		return fmt.Errorf("instance id %q: use 1-63 lower-case letters, digits and dashes: %w", in.ID, ErrInvalid)
 	}
 	if in.TimeZone == "" {
 		in.TimeZone = "UTC"
 	}
 	if _, err := time.LoadLocation(in.TimeZone); err != nil {
-		return fmt.Errorf("time zone %q: %w", in.TimeZone, err)
+		return fmt.Errorf("time zone %q: %w", in.TimeZone, ErrInvalid)
 	}
 	in.CreatedAt = s.now()
 	if _, err := s.DB.NewInsert().Model(in).Exec(ctx); err != nil {
@@ -52,7 +52,7 @@ func (s *Store) Instances(ctx context.Context) ([]Instance, error) {
 // UpdateInstance changes an instance's name and time zone.
 func (s *Store) UpdateInstance(ctx context.Context, in *Instance) error {
 	if _, err := time.LoadLocation(in.TimeZone); err != nil {
-		return fmt.Errorf("time zone %q: %w", in.TimeZone, err)
+		return fmt.Errorf("time zone %q: %w", in.TimeZone, ErrInvalid)
 	}
 	res, err := s.DB.NewUpdate().Model(in).Column("name", "time_zone").WherePK().Exec(ctx)
 	return affected(res, err, "instance "+in.ID)
