@@ -200,6 +200,31 @@ func TestC25StoredXSSThroughWebForm(t *testing.T) {
 		t.Errorf("ticket list: subject textContent %q, want %q", got, mine.Subject)
 	}
 
+	// The list's filters: search, status, whose.
+	shown := func(what string, ids ...int64) {
+		t.Helper()
+		want := make([]string, len(ids))
+		for i, id := range ids {
+			want[i] = fmt.Sprint(id)
+		}
+		until[bool](tb, what, fmt.Sprintf(`(() => {
+			const ids = Array.from(document.querySelectorAll('#tickets li'), li => li.dataset.ticketId).join(',');
+			return ids === %s && document.getElementById('tickets-empty').hidden === (ids !== '');
+		})()`, jsString(strings.Join(want, ","))))
+	}
+	tb.do("search", chromedp.SendKeys(chromedp.ID("search"), "mallory2@"))
+	shown("the search result", mine.ID)
+	tb.choose("#search", "")
+	shown("all tickets again", mine.ID, c25.ID)
+	tb.choose("#status-filter", "closed")
+	shown("no closed tickets")
+	tb.choose("#status-filter", "active")
+	shown("the active tickets", mine.ID, c25.ID)
+	tb.choose(`input[name="scope"][value="me"]`, "")
+	shown("none of them Ada's")
+	tb.choose(`input[name="scope"][value="none"]`, "")
+	shown("both unassigned", mine.ID, c25.ID)
+
 	openTicket(tb, c25)
 	if got := eval[string](tb, `document.getElementById('contact-name').textContent`); got != wantName {
 		t.Errorf("ticket view: contact name textContent %q, want %q", got, wantName)
@@ -353,6 +378,17 @@ func TestAgentTakesAndAnswersAChat(t *testing.T) {
 	aw := b.tab("Ada's window", true)
 	bw := b.tab("Bob's window", false)
 	aw.signIn(e.srv.URL, ada.token)
+	// A wrong token is refused in words and not kept.
+	bw.do("sign in with a wrong token",
+		chromedp.Navigate(e.srv.URL+"/console/"),
+		chromedp.WaitVisible(chromedp.ID("token")),
+		chromedp.SendKeys(chromedp.ID("token"), "sbag_not-a-token"),
+		press(`#signin-form button[type="submit"]`),
+	)
+	refusal := until[string](bw, "the refusal", `document.getElementById('signin').hidden ? '' : document.getElementById('signin-error').textContent`)
+	if !strings.Contains(refusal, "refused") || eval[bool](bw, `sessionStorage.getItem('sb.token') !== null`) {
+		t.Errorf("wrong token: message %q, token kept: %v", refusal, eval[bool](bw, `sessionStorage.getItem('sb.token') !== null`))
+	}
 	bw.signIn(e.srv.URL, bob.token)
 
 	aw.choose("#presence", "available")
