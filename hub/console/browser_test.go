@@ -80,6 +80,17 @@ func checkDOM(t *testing.T, tb *tab, iframes int) {
 	}
 }
 
+// press clicks an element with its own click(), not with a mouse event at
+// its coordinates: the list and the conversation lay themselves out again
+// as names, offers, messages and typing indicators come and go, and a
+// click at a position measured a moment earlier can hit a neighbour.
+func press(sel string) chromedp.Action[chromedp.Void] {
+	return chromedp.Steps(
+		chromedp.WaitVisible(chromedp.CSS(sel)),
+		chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`document.querySelector(%s).click()`, jsString(sel))),
+	)
+}
+
 // listItem is the CSS selector of a ticket in the list.
 func listItem(ticketID int64) string {
 	return fmt.Sprintf(`#tickets li[data-ticket-id="%d"]`, ticketID)
@@ -98,7 +109,7 @@ func listContact(tb *tab, ticketID int64) string {
 // openTicket clicks a ticket in the list and waits for its view.
 func openTicket(tb *tab, tk store.Ticket) {
 	tb.t.Helper()
-	tb.do("open the ticket", chromedp.Click(chromedp.CSS(listItem(tk.ID))))
+	tb.do("open the ticket", press(listItem(tk.ID)))
 	waitTicketView(tb, tk)
 }
 
@@ -189,6 +200,31 @@ func TestC25StoredXSSThroughWebForm(t *testing.T) {
 		t.Errorf("ticket list: subject textContent %q, want %q", got, mine.Subject)
 	}
 
+	// The list's filters: search, status, whose.
+	shown := func(what string, ids ...int64) {
+		t.Helper()
+		want := make([]string, len(ids))
+		for i, id := range ids {
+			want[i] = fmt.Sprint(id)
+		}
+		until[bool](tb, what, fmt.Sprintf(`(() => {
+			const ids = Array.from(document.querySelectorAll('#tickets li'), li => li.dataset.ticketId).join(',');
+			return ids === %s && document.getElementById('tickets-empty').hidden === (ids !== '');
+		})()`, jsString(strings.Join(want, ","))))
+	}
+	tb.do("search", chromedp.SendKeys(chromedp.ID("search"), "mallory2@"))
+	shown("the search result", mine.ID)
+	tb.choose("#search", "")
+	shown("all tickets again", mine.ID, c25.ID)
+	tb.choose("#status-filter", "closed")
+	shown("no closed tickets")
+	tb.choose("#status-filter", "active")
+	shown("the active tickets", mine.ID, c25.ID)
+	tb.choose(`input[name="scope"][value="me"]`, "")
+	shown("none of them Ada's")
+	tb.choose(`input[name="scope"][value="none"]`, "")
+	shown("both unassigned", mine.ID, c25.ID)
+
 	openTicket(tb, c25)
 	if got := eval[string](tb, `document.getElementById('contact-name').textContent`); got != wantName {
 		t.Errorf("ticket view: contact name textContent %q, want %q", got, wantName)
@@ -255,7 +291,7 @@ func TestMessageHTMLStaysInert(t *testing.T) {
 	}
 	checkDOM(t, tb, 0)
 
-	tb.do("open the formatted view", chromedp.Click(chromedp.CSS(`#messages li.msg-in .msg-formatted`)))
+	tb.do("open the formatted view", press(`#messages li.msg-in .msg-formatted`))
 	frame := until[map[string]any](tb, "the formatted view", `(() => {
 		const f = document.querySelector('#messages li.msg-in iframe.msg-html');
 		if (!f) return null;
@@ -342,6 +378,17 @@ func TestAgentTakesAndAnswersAChat(t *testing.T) {
 	aw := b.tab("Ada's window", true)
 	bw := b.tab("Bob's window", false)
 	aw.signIn(e.srv.URL, ada.token)
+	// A wrong token is refused in words and not kept.
+	bw.do("sign in with a wrong token",
+		chromedp.Navigate(e.srv.URL+"/console/"),
+		chromedp.WaitVisible(chromedp.ID("token")),
+		chromedp.SendKeys(chromedp.ID("token"), "sbag_not-a-token"),
+		press(`#signin-form button[type="submit"]`),
+	)
+	refusal := until[string](bw, "the refusal", `document.getElementById('signin').hidden ? '' : document.getElementById('signin-error').textContent`)
+	if !strings.Contains(refusal, "refused") || eval[bool](bw, `sessionStorage.getItem('sb.token') !== null`) {
+		t.Errorf("wrong token: message %q, token kept: %v", refusal, eval[bool](bw, `sessionStorage.getItem('sb.token') !== null`))
+	}
 	bw.signIn(e.srv.URL, bob.token)
 
 	aw.choose("#presence", "available")
@@ -381,7 +428,7 @@ func TestAgentTakesAndAnswersAChat(t *testing.T) {
 	const reply = "Sorry to hear that! Let me check."
 	aw.do("reply",
 		chromedp.SendKeys(chromedp.ID("reply-text"), reply),
-		chromedp.Click(chromedp.CSS(`#reply-form button[type="submit"]`)),
+		press(`#reply-form button[type="submit"]`),
 	)
 	if got := messageTexts(aw, "out", 1)[0]; got != reply {
 		t.Errorf("reply shown as %q", got)
@@ -405,7 +452,7 @@ func TestAgentTakesAndAnswersAChat(t *testing.T) {
 	// An internal note is shown as one.
 	aw.do("note",
 		chromedp.SendKeys(chromedp.ID("note-text"), "Customer is upset; parcel 8812."),
-		chromedp.Click(chromedp.CSS(`#note-form button[type="submit"]`)),
+		press(`#note-form button[type="submit"]`),
 	)
 	if got := messageTexts(aw, "note", 1)[0]; got != "Customer is upset; parcel 8812." {
 		t.Errorf("note shown as %q", got)
@@ -417,7 +464,7 @@ func TestAgentTakesAndAnswersAChat(t *testing.T) {
 	// Transfer to Bob: his "Mine" list gets the ticket live.
 	aw.do("transfer",
 		chromedp.SendKeys(chromedp.ID("transfer-id"), fmt.Sprint(bob.agent.ID)),
-		chromedp.Click(chromedp.CSS(`#transfer-form button[type="submit"]`)),
+		press(`#transfer-form button[type="submit"]`),
 	)
 	if got := listContact(bw, tk.ID); got != "Grace" {
 		t.Errorf("Bob's list shows contact %q", got)
@@ -441,12 +488,14 @@ func TestAgentTakesAndAnswersAChat(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Ada is available with room: the new ticket is offered to her too.
+	until[bool](aw, "the offer of the probe ticket", fmt.Sprintf(`document.querySelector(%s) !== null`, jsString(listItemIn("#offers", ptk.ID))))
 	aw.choose(`input[name="scope"][value="all"]`, "")
 	listContact(aw, ptk.ID)
 	openTicket(aw, *ptk)
 	aw.do("a reply that fails",
 		chromedp.SendKeys(chromedp.ID("reply-text"), "Here it is "+failMarker),
-		chromedp.Click(chromedp.CSS(`#reply-form button[type="submit"]`)),
+		press(`#reply-form button[type="submit"]`),
 	)
 	reason := until[string](aw, "the failed state with its reason", `(() => {
 		const s = document.querySelector('#messages li.msg-out .state');
@@ -459,7 +508,7 @@ func TestAgentTakesAndAnswersAChat(t *testing.T) {
 	aw.screenshot("reply-failed")
 
 	// Solve it; reopen becomes possible.
-	aw.do("solve", chromedp.Click(chromedp.CSS(`.status-actions button[data-status="solved"]`)))
+	aw.do("solve", press(`.status-actions button[data-status="solved"]`))
 	until[bool](aw, "the ticket solved", `document.getElementById('t-status').textContent === 'solved' && !document.querySelector('.status-actions button[data-status="open"]').hidden`)
 
 	// A gateway restart: the sockets close; a message arrives meanwhile;

@@ -578,15 +578,17 @@ func (tb *tab) signIn(baseURL, token string) {
 	until[bool](tb, "connected", `document.querySelector('#conn.conn-up') !== null`)
 }
 
-// choose sets a select or radio input as a person would, firing change.
+// choose sets a select, radio or text input as a person would, firing
+// the events the page listens to.
 func (tb *tab) choose(selector, value string) {
 	tb.t.Helper()
 	js := fmt.Sprintf(`(() => {
-		const e = document.querySelector(%q);
-		if (e.type === 'radio') { e.checked = true; } else { e.value = %q; }
+		const e = document.querySelector(%s);
+		if (e.type === 'radio') { e.checked = true; } else { e.value = %s; }
+		e.dispatchEvent(new Event('input', {bubbles: true}));
 		e.dispatchEvent(new Event('change', {bubbles: true}));
 		return true;
-	})()`, selector, value)
+	})()`, jsString(selector), jsString(value))
 	eval[bool](tb, js)
 }
 
