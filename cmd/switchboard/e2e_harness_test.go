@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"flag"
 	"fmt"
 	"net"
 	"net/http"
@@ -31,8 +32,11 @@ func TestMain(m *testing.M) {
 		}
 		defer os.RemoveAll(dir)
 		binPath = filepath.Join(dir, "switchboard")
+		// Tests run the node with the race detector; benchmarks measure
+		// the binary as it ships.
+		flag.Parse()
 		build := exec.Command("go", "build", "-race", "-o", binPath, ".")
-		if os.Getenv("SWITCHBOARD_E2E_NORACE") == "1" {
+		if f := flag.Lookup("test.bench"); (f != nil && f.Value.String() != "") || os.Getenv("SWITCHBOARD_E2E_NORACE") == "1" {
 			build = exec.Command("go", "build", "-o", binPath, ".")
 		}
 		build.Stdout, build.Stderr = os.Stdout, os.Stderr

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"strings"
@@ -39,6 +40,7 @@ type serveOptions struct {
 	PresenceTTL   time.Duration
 	PublicURL     string
 	RedisPrefix   string
+	DebugAddr     string
 }
 
 func serveCommand(o *options) *cobra.Command {
@@ -59,6 +61,7 @@ instance under ./data, routing in-process. With --database postgres://… and
 	f.DurationVar(&so.OfferTimeout, "offer-timeout", envDuration("SWITCHBOARD_OFFER_TIMEOUT", 30*time.Second), "how long an agent has to accept an offered ticket (env SWITCHBOARD_OFFER_TIMEOUT)")
 	f.DurationVar(&so.PresenceTTL, "presence-ttl", envDuration("SWITCHBOARD_PRESENCE_TTL", 45*time.Second), "how long an agent stays present without a heartbeat (env SWITCHBOARD_PRESENCE_TTL)")
 	f.StringVar(&so.RedisPrefix, "redis-prefix", env("SWITCHBOARD_REDIS_PREFIX", "sb:"), "prefix of every Redis key and channel, to share one Redis between deployments (env SWITCHBOARD_REDIS_PREFIX)")
+	f.StringVar(&so.DebugAddr, "debug-addr", env("SWITCHBOARD_DEBUG_ADDR", ""), "serve Go's pprof profiles on this separate address, e.g. 127.0.0.1:6060; off when empty (env SWITCHBOARD_DEBUG_ADDR)")
 	f.StringVar(&so.PublicURL, "public-url", env("SWITCHBOARD_PUBLIC_URL", ""), "the URL users reach this node at, for printed links (env SWITCHBOARD_PUBLIC_URL)")
 	return cmd
 }
@@ -186,6 +189,9 @@ func serve(ctx context.Context, o *serveOptions) error {
 		log.Info("admin API", "url", base+"/admin/v1/", "operator_token_file", filepath.Join(o.DataDir, "operator-token"))
 	}
 
+	if o.DebugAddr != "" {
+		go serveDebug(o.DebugAddr, log)
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -206,6 +212,19 @@ func serve(ctx context.Context, o *serveOptions) error {
 	h.DispatchNow(sctx)
 	log.Info("stopped")
 	return nil
+}
+
+// serveDebug serves pprof on its own listener, never on the public one.
+func serveDebug(addr string, log *slog.Logger) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	log.Info("debug listener (pprof)", "addr", addr)
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	if err := srv.ListenAndServe(); err != nil {
+		log.Error("debug listener", "err", err)
+	}
 }
 
 func routingName(redisURL string) string {
@@ -266,4 +285,3 @@ func fileToken(path, prefix string) (string, error) {
 	return tok, nil
 }
 
-var _ = slog.Default

@@ -3,8 +3,6 @@ package store
 import (
 	"context"
 	"fmt"
-
-	"github.com/uptrace/bun"
 )
 
 // ContactInput is what a channel knows of an end user (M3: only what the
@@ -20,7 +18,7 @@ type ContactInput struct {
 // upsertIdentity finds or creates the contact behind a channel identity,
 // refreshing the identity's details. Concurrent calls for one identity
 // end with one contact.
-func (s *Store) upsertIdentity(ctx context.Context, tx bun.Tx, instanceID, channelID string, in ContactInput) (*Contact, error) {
+func (s *Store) upsertIdentity(ctx context.Context, tx *txn, instanceID, channelID string, in ContactInput) (*Contact, error) {
 	if in.ExternalID == "" {
 		return nil, fmt.Errorf("contact identity has no external id: %w", ErrConflict)
 	}

@@ -46,7 +46,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	)
 	switch {
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
-		sqldb, err := sql.Open("pgx", dsn)
+		sqldb, err := sql.Open("pgx", withSimpleProtocol(dsn))
 		if err != nil {
 			return nil, fmt.Errorf("open postgres: %w", err)
 		}
@@ -80,6 +80,22 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		return nil, fmt.Errorf("connect to database: %w", err)
 	}
 	return &Store{DB: db, pg: pg, now: func() time.Time { return time.Now().UTC() }}, nil
+}
+
+// withSimpleProtocol makes pgx send queries as simple-protocol text unless
+// the DSN says otherwise. bun formats every value into the SQL itself, so
+// each statement text is new: pgx's default (prepare, describe, then
+// execute) would parse and plan every one twice and cost extra round
+// trips, for no reuse.
+func withSimpleProtocol(dsn string) string {
+	if strings.Contains(dsn, "default_query_exec_mode=") {
+		return dsn
+	}
+	sep := "?"
+	if strings.Contains(dsn, "?") {
+		sep = "&"
+	}
+	return dsn + sep + "default_query_exec_mode=simple_protocol"
 }
 
 // Close closes the database.

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -18,38 +19,105 @@ func (s *Store) forUpdate(q *bun.SelectQuery) *bun.SelectQuery {
 	return q
 }
 
-// addChange appends to the change feed and notes the feed position on the
-// ticket and message (m may be nil).
-func (s *Store) addChange(ctx context.Context, tx bun.Tx, t *Ticket, kind string, m *Message) error {
+// txn is a write transaction that records feed changes. The changes get
+// their feed positions at the end, just before the commit (see Change), so
+// the instance row lock that orders them is the last lock a transaction
+// takes and is held only for that tail: writers of one instance work in
+// parallel and queue only to commit.
+type txn struct {
+	bun.Tx
+	feed       []pending
+	newTickets []*Ticket // numbered at the end, like the feed
+}
+
+type pending struct {
+	change *Change
+	ticket *Ticket
+	msg    *Message
+}
+
+// writeTx runs fn in a transaction and records its feed changes.
+func (s *Store) writeTx(ctx context.Context, fn func(ctx context.Context, tx *txn) error) error {
+	return s.DB.RunInTx(ctx, nil, func(ctx context.Context, btx bun.Tx) error {
+		tx := &txn{Tx: btx}
+		if err := fn(ctx, tx); err != nil {
+			return err
+		}
+		return s.flushFeed(ctx, tx)
+	})
+}
+
+// addChange queues a feed entry for the ticket (and message, if any).
+func (s *Store) addChange(_ context.Context, tx *txn, t *Ticket, kind string, m *Message) error {
 	c := &Change{InstanceID: t.InstanceID, TicketID: t.ID, Kind: kind, CreatedAt: s.now()}
 	if m != nil {
 		c.MessageID = &m.ID
 	}
-	if err := tx.NewRaw("UPDATE instances SET feed_seq = feed_seq + 1 WHERE id = ? RETURNING feed_seq", t.InstanceID).Scan(ctx, &c.Seq); err != nil {
-		return fmt.Errorf("feed position: %w", notFound(err, "instance "+t.InstanceID))
-	}
-	if _, err := tx.NewInsert().Model(c).Exec(ctx); err != nil {
-		return fmt.Errorf("record change: %w", err)
-	}
-	t.ChangeID = c.Seq
-	if m != nil {
-		m.ChangeID = c.Seq
-	}
+	tx.feed = append(tx.feed, pending{change: c, ticket: t, msg: m})
 	return nil
 }
 
-// lockFeed takes the row locks of the instances a transaction will write
-// to the feed of, before any other row lock, in id order. Every writer
-// taking them first is what keeps the feed in commit order (see Change)
-// without deadlocks between writers. SQLite needs nothing: it has one
-// writer at a time.
-func (s *Store) lockFeed(ctx context.Context, tx bun.Tx, instanceIDs ...string) error {
-	if !s.pg || len(instanceIDs) == 0 {
+// flushFeed numbers the transaction's new tickets and queued changes per
+// instance, in instance-id order (so two transactions never wait on each
+// other's instance rows), and inserts the changes.
+func (s *Store) flushFeed(ctx context.Context, tx *txn) error {
+	if len(tx.feed) == 0 && len(tx.newTickets) == 0 {
 		return nil
 	}
-	var ids []string
-	return tx.NewSelect().Model((*Instance)(nil)).Column("id").Where("id IN (?)", bun.List(instanceIDs)).
-		Order("id").For("UPDATE").Scan(ctx, &ids)
+	count, tickets := map[string]int64{}, map[string]int64{}
+	var insts []string
+	seen := map[string]bool{}
+	note := func(inst string) {
+		if !seen[inst] {
+			seen[inst] = true
+			insts = append(insts, inst)
+		}
+	}
+	for _, p := range tx.feed {
+		note(p.change.InstanceID)
+		count[p.change.InstanceID]++
+	}
+	for _, t := range tx.newTickets {
+		note(t.InstanceID)
+		tickets[t.InstanceID]++
+	}
+	sort.Strings(insts)
+	next, nextNumber := map[string]int64{}, map[string]int64{}
+	for _, inst := range insts {
+		var last struct{ FeedSeq, TicketSeq int64 }
+		if err := tx.NewRaw("UPDATE instances SET feed_seq = feed_seq + ?, ticket_seq = ticket_seq + ? WHERE id = ? RETURNING feed_seq, ticket_seq",
+			count[inst], tickets[inst], inst).Scan(ctx, &last.FeedSeq, &last.TicketSeq); err != nil {
+			return fmt.Errorf("feed position: %w", notFound(err, "instance "+inst))
+		}
+		next[inst] = last.FeedSeq - count[inst] + 1
+		nextNumber[inst] = last.TicketSeq - tickets[inst] + 1
+	}
+	for _, t := range tx.newTickets {
+		t.Number = nextNumber[t.InstanceID]
+		nextNumber[t.InstanceID]++
+		if _, err := tx.NewUpdate().Model(t).Column("number").WherePK().Exec(ctx); err != nil {
+			return fmt.Errorf("number ticket: %w", err)
+		}
+	}
+	tx.newTickets = nil
+	if len(tx.feed) == 0 {
+		return nil
+	}
+	changes := make([]*Change, 0, len(tx.feed))
+	for _, p := range tx.feed {
+		p.change.Seq = next[p.change.InstanceID]
+		next[p.change.InstanceID]++
+		p.ticket.ChangeID = p.change.Seq
+		if p.msg != nil {
+			p.msg.ChangeID = p.change.Seq
+		}
+		changes = append(changes, p.change)
+	}
+	if _, err := tx.NewInsert().Model(&changes).Exec(ctx); err != nil {
+		return fmt.Errorf("record changes: %w", err)
+	}
+	tx.feed = nil
+	return nil
 }
 
 // AgentMessage is a reply or internal note written by an agent.
@@ -78,10 +146,7 @@ func (s *Store) AddAgentMessage(ctx context.Context, in AgentMessage) (*Message,
 		Text: in.Text, HTML: in.HTML, CreatedAt: s.now(),
 	}
 	t := new(Ticket)
-	err := s.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		if err := s.lockFeed(ctx, tx, in.InstanceID); err != nil {
-			return err
-		}
+	err := s.writeTx(ctx, func(ctx context.Context, tx *txn) error {
 		if err := s.forUpdate(tx.NewSelect().Model(t).Where("id = ? AND instance_id = ?", in.TicketID, in.InstanceID)).Scan(ctx); err != nil {
 			return notFound(err, fmt.Sprintf("ticket %d", in.TicketID))
 		}
@@ -178,10 +243,7 @@ func (s *Store) Attachment(ctx context.Context, instanceID string, id int64) (*A
 // read); failed is final. It returns the messages that changed.
 func (s *Store) SetDelivery(ctx context.Context, instanceID, channelID string, messageID int64, externalID, state, reason string) ([]*Message, error) {
 	var changed []*Message
-	err := s.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		if err := s.lockFeed(ctx, tx, instanceID); err != nil {
-			return err
-		}
+	err := s.writeTx(ctx, func(ctx context.Context, tx *txn) error {
 		var ms []*Message
 		q := tx.NewSelect().Model(&ms).Where("m.instance_id = ? AND m.direction = ?", instanceID, DirOut)
 		if messageID != 0 {

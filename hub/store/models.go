@@ -133,9 +133,12 @@ type Ticket struct {
 
 	ID         int64  `bun:"id,pk,autoincrement" json:"id"`
 	InstanceID string `bun:"instance_id,notnull,unique:ticket_number" json:"instance_id"`
-	Number     int64  `bun:"number,notnull,unique:ticket_number" json:"number"`
-	ChannelID  string `bun:"channel_id,notnull" json:"channel_id"`
-	ContactID  int64  `bun:"contact_id,notnull" json:"contact_id"`
+	// Number is the ticket's number within its instance, handed out when
+	// the creating transaction commits (NULL until then, never seen
+	// outside it).
+	Number    int64  `bun:"number,nullzero,unique:ticket_number" json:"number"`
+	ChannelID string `bun:"channel_id,notnull" json:"channel_id"`
+	ContactID int64  `bun:"contact_id,notnull" json:"contact_id"`
 	// ThreadKey is the channel's conversation key (visitor conversation,
 	// DM conversation, page-scoped id); empty for header-threaded channels.
 	ThreadKey       string     `bun:"thread_key,notnull" json:"thread_key,omitempty"`

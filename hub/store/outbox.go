@@ -14,7 +14,7 @@ import (
 func (s *Store) ClaimOutbox(ctx context.Context, limit int, lease time.Duration) ([]*OutboxItem, error) {
 	now := s.now()
 	var items []*OutboxItem
-	err := s.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
+	err := s.writeTx(ctx, func(ctx context.Context, tx *txn) error {
 		q := tx.NewSelect().Model(&items).
 			Where("state = ? AND next_attempt_at <= ?", OutboxPending, now).
 			WhereGroup(" AND ", func(q *bun.SelectQuery) *bun.SelectQuery {
@@ -60,10 +60,7 @@ type OutboxResult struct {
 // one transaction and returns the updated message.
 func (s *Store) FinishOutbox(ctx context.Context, it *OutboxItem, r OutboxResult) (*Message, error) {
 	m := new(Message)
-	err := s.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		if err := s.lockFeed(ctx, tx, it.InstanceID); err != nil {
-			return err
-		}
+	err := s.writeTx(ctx, func(ctx context.Context, tx *txn) error {
 		if err := tx.NewSelect().Model(m).Where("m.id = ?", it.MessageID).Scan(ctx); err != nil {
 			return err
 		}

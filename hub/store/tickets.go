@@ -70,10 +70,7 @@ func (s *Store) Ingest(ctx context.Context, rec *InboundRecord) (*IngestResult, 
 
 func (s *Store) ingestOnce(ctx context.Context, rec *InboundRecord) (*IngestResult, error) {
 	res := &IngestResult{}
-	err := s.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		if err := s.lockFeed(ctx, tx, rec.InstanceID); err != nil {
-			return err
-		}
+	err := s.writeTx(ctx, func(ctx context.Context, tx *txn) error {
 		return s.ingestTx(ctx, tx, rec, res)
 	})
 	if errors.Is(err, errRace) {
@@ -86,7 +83,7 @@ func (s *Store) ingestOnce(ctx context.Context, rec *InboundRecord) (*IngestResu
 }
 
 // ingestTx does Ingest's work inside tx.
-func (s *Store) ingestTx(ctx context.Context, tx bun.Tx, rec *InboundRecord, res *IngestResult) error {
+func (s *Store) ingestTx(ctx context.Context, tx *txn, rec *InboundRecord, res *IngestResult) error {
 	if rec.ExternalID != "" {
 		m := new(Message)
 		err := tx.NewSelect().Model(m).Where("channel_id = ? AND dedup_key = ?", rec.ChannelID, rec.ExternalID).Scan(ctx)
@@ -173,19 +170,9 @@ func (s *Store) IngestBatch(ctx context.Context, recs []*InboundRecord) []BatchR
 		return out
 	}
 	retry := make([]bool, len(recs))
-	err := s.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		seen := map[string]bool{}
-		var insts []string
-		for _, rec := range recs {
-			if !seen[rec.InstanceID] {
-				seen[rec.InstanceID] = true
-				insts = append(insts, rec.InstanceID)
-			}
-		}
-		if err := s.lockFeed(ctx, tx, insts...); err != nil {
-			return err
-		}
+	err := s.writeTx(ctx, func(ctx context.Context, tx *txn) error {
 		for i, rec := range recs {
+			mark, markT := len(tx.feed), len(tx.newTickets)
 			sp := fmt.Sprintf("ingest_%d", i)
 			if _, err := tx.ExecContext(ctx, "SAVEPOINT "+sp); err != nil {
 				return err
@@ -195,6 +182,7 @@ func (s *Store) IngestBatch(ctx context.Context, recs []*InboundRecord) []BatchR
 				if _, rerr := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT "+sp); rerr != nil {
 					return rerr
 				}
+				tx.feed, tx.newTickets = tx.feed[:mark], tx.newTickets[:markT]
 				retry[i] = true
 				continue
 			}
@@ -228,7 +216,7 @@ func authorName(c *Contact, in ContactInput) string {
 // threadTicket finds the ticket an inbound message belongs to or creates
 // one: by conversation id, by thread key, by thread hints (ids of earlier
 // messages), by ticket number; else a new ticket.
-func (s *Store) threadTicket(ctx context.Context, tx bun.Tx, rec *InboundRecord, c *Contact) (*Ticket, bool, error) {
+func (s *Store) threadTicket(ctx context.Context, tx *txn, rec *InboundRecord, c *Contact) (*Ticket, bool, error) {
 	if rec.NewTicket {
 		t, err := s.newTicket(ctx, tx, rec, c, "")
 		return t, true, err
@@ -287,7 +275,7 @@ func (s *Store) threadTicket(ctx context.Context, tx bun.Tx, rec *InboundRecord,
 // openThread returns the open ticket of a thread key or creates it. The
 // partial unique index tickets_open_thread makes concurrent creators meet
 // on one row (C23).
-func (s *Store) openThread(ctx context.Context, tx bun.Tx, rec *InboundRecord, c *Contact) (*Ticket, bool, error) {
+func (s *Store) openThread(ctx context.Context, tx *txn, rec *InboundRecord, c *Contact) (*Ticket, bool, error) {
 	t := new(Ticket)
 	err := tx.NewSelect().Model(t).
 		Where("channel_id = ? AND thread_key = ? AND status <> ?", rec.ChannelID, rec.ThreadKey, StatusClosed).Scan(ctx)
@@ -304,14 +292,12 @@ func (s *Store) openThread(ctx context.Context, tx bun.Tx, rec *InboundRecord, c
 	return t, true, err
 }
 
-func (s *Store) newTicket(ctx context.Context, tx bun.Tx, rec *InboundRecord, c *Contact, threadKey string) (*Ticket, error) {
-	var seq int64
-	if err := tx.NewRaw("UPDATE instances SET ticket_seq = ticket_seq + 1 WHERE id = ? RETURNING ticket_seq", rec.InstanceID).Scan(ctx, &seq); err != nil {
-		return nil, notFound(err, "instance "+rec.InstanceID)
-	}
+func (s *Store) newTicket(ctx context.Context, tx *txn, rec *InboundRecord, c *Contact, threadKey string) (*Ticket, error) {
+	// The number comes at the end of the transaction, with the feed
+	// positions (flushFeed).
 	now := s.now()
 	t := &Ticket{
-		InstanceID: rec.InstanceID, Number: seq, ChannelID: rec.ChannelID, ContactID: c.ID,
+		InstanceID: rec.InstanceID, ChannelID: rec.ChannelID, ContactID: c.ID,
 		ThreadKey: threadKey, Subject: subjectOf(rec), Status: StatusNew, TeamID: rec.TeamID,
 		CreatedAt: now, UpdatedAt: now, LastMessageAt: now,
 	}
@@ -321,6 +307,7 @@ func (s *Store) newTicket(ctx context.Context, tx bun.Tx, rec *InboundRecord, c 
 		}
 		return nil, fmt.Errorf("create ticket: %w", err)
 	}
+	tx.newTickets = append(tx.newTickets, t)
 	return t, s.addChange(ctx, tx, t, ChangeTicket, nil)
 }
 
@@ -339,10 +326,7 @@ func subjectOf(rec *InboundRecord) string {
 // message yet) if there is none.
 func (s *Store) OpenThread(ctx context.Context, rec *InboundRecord) (t *Ticket, created bool, err error) {
 	for attempt := 0; attempt < 3; attempt++ {
-		err = s.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
-			if err := s.lockFeed(ctx, tx, rec.InstanceID); err != nil {
-				return err
-			}
+		err = s.writeTx(ctx, func(ctx context.Context, tx *txn) error {
 			c, err := s.upsertIdentity(ctx, tx, rec.InstanceID, rec.ChannelID, rec.Contact)
 			if err != nil {
 				return err
@@ -433,10 +417,7 @@ type TicketUpdate struct {
 // UpdateTicket applies u to a ticket and records the change.
 func (s *Store) UpdateTicket(ctx context.Context, instanceID string, id int64, u TicketUpdate) (*Ticket, error) {
 	t := new(Ticket)
-	err := s.Tx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		if err := s.lockFeed(ctx, tx, instanceID); err != nil {
-			return err
-		}
+	err := s.writeTx(ctx, func(ctx context.Context, tx *txn) error {
 		if err := s.forUpdate(tx.NewSelect().Model(t).Where("id = ? AND instance_id = ?", id, instanceID)).Scan(ctx); err != nil {
 			return notFound(err, fmt.Sprintf("ticket %d", id))
 		}

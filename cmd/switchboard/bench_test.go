@@ -1,0 +1,277 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/switchboard-hub/switchboard/hub"
+	"github.com/switchboard-hub/switchboard/hub/store"
+	"github.com/switchboard-hub/switchboard/internal/loadtest"
+	"github.com/switchboard-hub/switchboard/internal/testenv"
+)
+
+// BenchmarkVisitorToAgent measures the hub's message path on the
+// production stack (a node on Postgres + Redis, as a separate process):
+// 1,000 visitors with open sockets write concurrently; each message is
+// stored, routed and delivered to the assigned agent's socket. Beside it,
+// in the same run, the physical limit: raw pgx single-row INSERT commits/s
+// from 16 connections on the same server. Then a second phase at half the
+// peak rate gives the latency under ordinary load.
+//
+//	go test -run '^$' -bench VisitorToAgent -benchtime 1x ./cmd/switchboard/
+//
+// Environment: SWITCHBOARD_BENCH_VISITORS (default 1000),
+// SWITCHBOARD_BENCH_MESSAGES per visitor (default 10).
+func BenchmarkVisitorToAgent(b *testing.B) {
+	visitors := envInt("SWITCHBOARD_BENCH_VISITORS", 1000)
+	per := envInt("SWITCHBOARD_BENCH_MESSAGES", 10)
+	for range b.N {
+		ctx := context.Background()
+		dsn := testenv.Postgres(b)
+		_, prefix := testenv.Redis(b)
+		limit, err := loadtest.PgxInsertCommits(ctx, dsn, 16, 3*time.Second)
+		if err != nil {
+			b.Fatal(err)
+		}
+		tokens := seedBench(b, dsn, 2, visitors)
+		n := startNode(b, []string{"SWITCHBOARD_DATABASE=" + dsn, "SWITCHBOARD_REDIS=" + testenv.RedisURL(),
+			"SWITCHBOARD_REDIS_PREFIX=" + prefix, "SWITCHBOARD_LOG_LEVEL=warn", "SWITCHBOARD_DEBUG_ADDR=" + os.Getenv("SWITCHBOARD_BENCH_DEBUG_ADDR")}, "--data", b.TempDir())
+
+		rig := newBenchRig(b, n, tokens, visitors)
+		peak := rig.run(b, per, 0)
+		half := rig.run(b, per/2+1, peak.rate/2)
+
+		b.ReportMetric(peak.rate, "msgs/s")
+		b.ReportMetric(limit, "pgx-commits/s")
+		b.ReportMetric(peak.rate/limit, "ratio")
+		b.ReportMetric(float64(peak.p50.Microseconds())/1000, "p50-ms")
+		b.ReportMetric(float64(peak.p99.Microseconds())/1000, "p99-ms")
+		b.ReportMetric(float64(half.p50.Microseconds())/1000, "half-load-p50-ms")
+		b.ReportMetric(float64(half.p99.Microseconds())/1000, "half-load-p99-ms")
+		b.Logf("%d visitors × %d messages: %.0f msgs/s end to end (%.2f× the %.0f raw pgx commits/s limit); p50 %s p99 %s; at half load (%.0f/s offered, %.0f/s carried): p50 %s p99 %s",
+			visitors, per, peak.rate, peak.rate/limit, limit, peak.p50, peak.p99, peak.rate/2, half.rate, half.p50, half.p99)
+	}
+}
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+// seedBench creates an instance with agents able to hold every visitor's
+// ticket and a live-chat channel without a rate limit in the way.
+func seedBench(b *testing.B, dsn string, agents, visitors int) []string {
+	ctx := context.Background()
+	st, err := store.Open(ctx, dsn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.Migrate(ctx); err != nil {
+		b.Fatal(err)
+	}
+	if err := st.CreateInstance(ctx, &store.Instance{ID: "bench", Name: "Bench", TimeZone: "UTC"}); err != nil {
+		b.Fatal(err)
+	}
+	var tokens []string
+	for i := range agents {
+		tok, hash := hub.NewToken("sbag_")
+		tokens = append(tokens, tok)
+		if err := st.CreateAgent(ctx, &store.Agent{InstanceID: "bench", Name: fmt.Sprintf("Agent %d", i), Email: fmt.Sprintf("a%d@bench.test", i),
+			TokenHash: hash, Capacity: visitors/agents + 1}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	secrets, _ := json.Marshal(map[string]string{"visitor_secret": "bench-visitor-secret-0123456789"})
+	if err := st.CreateChannel(ctx, &store.Channel{ID: "bench-chat", InstanceID: "bench", Kind: "livechat", Name: "Chat",
+		Settings: `{"rate_limit":{"per_minute":600000,"burst":10000}}`, Secrets: string(secrets), Enabled: true}); err != nil {
+		b.Fatal(err)
+	}
+	return tokens
+}
+
+type benchRig struct {
+	visitors []*benchVisitor
+	// sent holds each message's send time by text; the first agent socket
+	// that receives it (its assignee's) records the latency.
+	sent sync.Map
+	mu   sync.Mutex
+	lat  []time.Duration
+	got  atomic.Int64
+}
+
+type benchVisitor struct {
+	conn *websocket.Conn
+	acks chan struct{}
+	wmu  sync.Mutex
+}
+
+func newBenchRig(b *testing.B, n *node, tokens []string, visitors int) *benchRig {
+	r := &benchRig{}
+	for i, tok := range tokens {
+		conn, _, err := websocket.DefaultDialer.Dial(n.ws("/agent/ws"), nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { conn.Close() })
+		var wmu sync.Mutex
+		send := func(v any) { wmu.Lock(); defer wmu.Unlock(); _ = conn.WriteJSON(v) }
+		send(map[string]any{"type": "auth", "token": tok, "protocol": 1})
+		send(map[string]any{"type": "presence", "status": "available", "id": "p"})
+		go func() {
+			for {
+				_, data, err := conn.ReadMessage()
+				if err != nil {
+					return
+				}
+				var f struct {
+					Type     string `json:"type"`
+					TicketID int64  `json:"ticket_id"`
+					Message  *struct {
+						Text      string `json:"text"`
+						Direction string `json:"direction"`
+					} `json:"message"`
+				}
+				if json.Unmarshal(data, &f) != nil {
+					continue
+				}
+				switch f.Type {
+				case "ticket.offered":
+					send(map[string]any{"type": "ticket.accept", "ticket_id": f.TicketID, "id": "a"})
+				case "message.new":
+					if f.Message != nil && f.Message.Direction == "in" {
+						if t0, ok := r.sent.LoadAndDelete(f.Message.Text); ok {
+							d := time.Since(t0.(time.Time))
+							r.mu.Lock()
+							r.lat = append(r.lat, d)
+							r.mu.Unlock()
+							r.got.Add(1)
+						}
+					}
+				}
+			}
+		}()
+		_ = i
+	}
+	// Visitors connect in parallel, a few at a time, as page loads would.
+	r.visitors = make([]*benchVisitor, visitors)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 32)
+	for i := range visitors {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			conn, _, err := websocket.DefaultDialer.Dial(n.ws("/channels/bench-chat/ws"), nil)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			v := &benchVisitor{conn: conn, acks: make(chan struct{}, 1024)}
+			_ = conn.WriteJSON(map[string]any{"type": "session.start", "v": 1})
+			go func() {
+				for {
+					_, data, err := conn.ReadMessage()
+					if err != nil {
+						return
+					}
+					if strings.Contains(string(data), `"message.ack"`) {
+						v.acks <- struct{}{}
+					}
+				}
+			}()
+			r.visitors[i] = v
+		}()
+	}
+	wg.Wait()
+	if b.Failed() {
+		b.FailNow()
+	}
+	b.Cleanup(func() {
+		for _, v := range r.visitors {
+			v.conn.Close()
+		}
+	})
+	// Warm up: one message each opens every ticket and gets it assigned.
+	r.run(b, 1, 0)
+	return r
+}
+
+type benchResult struct {
+	rate     float64
+	p50, p99 time.Duration
+}
+
+// run has every visitor send per messages, each after the previous one's
+// ack; rate > 0 paces the total offered load.
+func (r *benchRig) run(b *testing.B, per int, rate float64) benchResult {
+	r.mu.Lock()
+	r.lat = r.lat[:0]
+	r.mu.Unlock()
+	r.got.Store(0)
+	total := int64(len(r.visitors) * per)
+	var interval time.Duration
+	if rate > 0 {
+		interval = time.Duration(float64(time.Second) * float64(len(r.visitors)) / rate)
+	}
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i, v := range r.visitors {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			next := start.Add(time.Duration(i) * interval / time.Duration(len(r.visitors)))
+			for k := range per {
+				if interval > 0 {
+					time.Sleep(time.Until(next))
+					next = next.Add(interval)
+				}
+				text := fmt.Sprintf("v%d-%d-%d", i, k, time.Now().UnixNano())
+				r.sent.Store(text, time.Now())
+				v.wmu.Lock()
+				err := v.conn.WriteJSON(map[string]any{"type": "message.send", "client_id": fmt.Sprintf("c%d-%s", k, text[len(text)-6:]), "text": text})
+				v.wmu.Unlock()
+				if err != nil {
+					return
+				}
+				select {
+				case <-v.acks:
+				case <-time.After(30 * time.Second):
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	deadline := time.Now().Add(30 * time.Second)
+	for r.got.Load() < total && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	elapsed := time.Since(start)
+	if got := r.got.Load(); got < total {
+		b.Fatalf("only %d of %d messages reached an agent", got, total)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return benchResult{
+		rate: float64(total) / elapsed.Seconds(),
+		p50:  loadtest.Percentile(r.lat, 50),
+		p99:  loadtest.Percentile(r.lat, 99),
+	}
+}
+
+var _ = runtime.NumCPU
