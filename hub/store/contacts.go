@@ -24,8 +24,11 @@ func (s *Store) upsertIdentity(ctx context.Context, tx *txn, instanceID, channel
 	}
 	now := s.now()
 	id := new(Identity)
-	err := tx.NewSelect().Model(id).
-		Where("instance_id = ? AND channel_id = ? AND external_id = ?", instanceID, channelID, in.ExternalID).Scan(ctx)
+	err := tx.NewSelect().Model(id).Relation("Contact").
+		Where("?TableAlias.instance_id = ? AND ?TableAlias.channel_id = ? AND ?TableAlias.external_id = ?", instanceID, channelID, in.ExternalID).Scan(ctx)
+	if err == nil && id.Contact == nil {
+		return nil, fmt.Errorf("identity %d has no contact: %w", id.ID, ErrNotFound)
+	}
 	if err == nil {
 		changed := false
 		if in.DisplayName != "" && in.DisplayName != id.DisplayName {
@@ -42,10 +45,7 @@ func (s *Store) upsertIdentity(ctx context.Context, tx *txn, instanceID, channel
 				return nil, err
 			}
 		}
-		c := new(Contact)
-		if err := tx.NewSelect().Model(c).Where("id = ?", id.ContactID).Scan(ctx); err != nil {
-			return nil, fmt.Errorf("contact of identity %d: %w", id.ID, err)
-		}
+		c := id.Contact
 		if c.Name == "" && in.DisplayName != "" || c.Email == "" && in.Email != "" {
 			if c.Name == "" {
 				c.Name = in.DisplayName

@@ -68,6 +68,8 @@ type Identity struct {
 	Email       string            `bun:"email,notnull" json:"email,omitempty"`
 	Fields      map[string]string `bun:"fields,type:text" json:"fields,omitempty"`
 	CreatedAt   time.Time         `bun:"created_at,notnull" json:"created_at"`
+	// Contact is loaded with the identity when asked (one query, not two).
+	Contact *Contact `bun:"rel:belongs-to,join:contact_id=id" json:"-"`
 }
 
 // Team groups agents; tickets are routed to a team's queue.

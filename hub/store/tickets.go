@@ -160,41 +160,29 @@ type BatchResult struct {
 
 // IngestBatch stores many inbound messages in one transaction: one commit
 // (one WAL flush) for the lot, which is what lets concurrent ingest go
-// faster than one commit per message. Each record runs under its own
-// savepoint, so a record that fails (or loses a race) is rolled back alone
-// and then retried on its own with Ingest; the others are unaffected.
+// faster than one commit per message. If any record fails (a lost race, a
+// bad record), the whole transaction is rolled back and every record is
+// stored on its own with Ingest: failures are rare, so the common case
+// pays no savepoint round trips, and one bad record never takes its
+// neighbours down.
 func (s *Store) IngestBatch(ctx context.Context, recs []*InboundRecord) []BatchResult {
 	out := make([]BatchResult, len(recs))
 	if len(recs) == 1 {
 		out[0].Result, out[0].Err = s.Ingest(ctx, recs[0])
 		return out
 	}
-	retry := make([]bool, len(recs))
 	err := s.writeTx(ctx, func(ctx context.Context, tx *txn) error {
 		for i, rec := range recs {
-			mark, markT := len(tx.feed), len(tx.newTickets)
-			sp := fmt.Sprintf("ingest_%d", i)
-			if _, err := tx.ExecContext(ctx, "SAVEPOINT "+sp); err != nil {
-				return err
-			}
 			res := &IngestResult{}
 			if err := s.ingestTx(ctx, tx, rec, res); err != nil {
-				if _, rerr := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT "+sp); rerr != nil {
-					return rerr
-				}
-				tx.feed, tx.newTickets = tx.feed[:mark], tx.newTickets[:markT]
-				retry[i] = true
-				continue
-			}
-			if _, err := tx.ExecContext(ctx, "RELEASE SAVEPOINT "+sp); err != nil {
 				return err
 			}
 			out[i].Result = res
 		}
 		return nil
 	})
-	for i := range recs {
-		if err != nil || retry[i] {
+	if err != nil {
+		for i := range recs {
 			out[i].Result, out[i].Err = s.Ingest(ctx, recs[i])
 		}
 	}
