@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -274,4 +273,84 @@ func (r *benchRig) run(b *testing.B, per int, rate float64) benchResult {
 	}
 }
 
-var _ = runtime.NumCPU
+
+
+// BenchmarkIdleVisitorMemory opens idle visitor websockets (each with a
+// started session: a conversation and its bus subscription) against a node
+// process on Postgres + Redis and reports the growth of the node's
+// resident memory per socket. Target: under 20 KiB.
+//
+//	go test -run '^$' -bench IdleVisitorMemory -benchtime 1x ./cmd/switchboard/
+func BenchmarkIdleVisitorMemory(b *testing.B) {
+	sockets := envInt("SWITCHBOARD_BENCH_SOCKETS", 2000)
+	for range b.N {
+		dsn := testenv.Postgres(b)
+		_, prefix := testenv.Redis(b)
+		seedBench(b, dsn, 1, 1)
+		n := startNode(b, []string{"SWITCHBOARD_DATABASE=" + dsn, "SWITCHBOARD_REDIS=" + testenv.RedisURL(),
+			"SWITCHBOARD_REDIS_PREFIX=" + prefix, "SWITCHBOARD_LOG_LEVEL=warn", "GOGC=100"}, "--data", b.TempDir())
+		// Warm up the node's pools with a few sessions first.
+		openVisitors(b, n, 50)
+		before := rssKiB(b, n.cmd.Process.Pid)
+		conns := openVisitors(b, n, sockets)
+		time.Sleep(2 * time.Second) // let the sessions settle; nothing waits on this
+		after := rssKiB(b, n.cmd.Process.Pid)
+		per := float64(after-before) / float64(len(conns))
+		b.ReportMetric(per, "KiB/socket")
+		b.ReportMetric(per/20, "ratio-to-20KiB-target")
+		b.Logf("%d idle visitor sockets: node RSS %d → %d KiB, %.1f KiB per socket (target < 20 KiB)", len(conns), before, after, per)
+	}
+}
+
+func openVisitors(b *testing.B, n *node, count int) []*websocket.Conn {
+	var (
+		mu    sync.Mutex
+		conns []*websocket.Conn
+		wg    sync.WaitGroup
+	)
+	sem := make(chan struct{}, 32)
+	for range count {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			c, _, err := websocket.DefaultDialer.Dial(n.ws("/channels/bench-chat/ws"), nil)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			_ = c.WriteJSON(map[string]any{"type": "session.start", "v": 1})
+			_, _, err = c.ReadMessage() // session.ready
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	b.Cleanup(func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return conns
+}
+
+func rssKiB(b *testing.B, pid int) int64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, "VmRSS:") {
+			v, _ := strconv.ParseInt(strings.Fields(line)[1], 10, 64)
+			return v
+		}
+	}
+	b.Fatal("no VmRSS")
+	return 0
+}
