@@ -2,10 +2,12 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -304,4 +306,51 @@ func TestOpenAPIIsPublic(t *testing.T) {
 	if r.status != http.StatusOK || !strings.Contains(string(r.body), `"openapi": "3.1.0"`) {
 		t.Fatalf("%d %.200s", r.status, r.body)
 	}
+}
+
+// Idempotency holds under concurrent retries, and keys are the API key's
+// own: another integration of the instance using the same key string
+// writes its own message.
+func TestIdempotentRetries(t *testing.T) {
+	eachDatabase(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		id := e.conversation(e.acme.channel, "alice", "Where is my parcel?")
+		body := map[string]any{"text": "On its way.", "idempotency_key": "retry-1"}
+		const n = 8
+		ids := make(chan int64, n)
+		var wg sync.WaitGroup
+		for range n {
+			wg.Go(func() {
+				r := e.do(e.acme.key, "POST", ticketPath(id, "/messages"), body)
+				var m Message
+				if r.status != http.StatusCreated || json.Unmarshal(r.body, &m) != nil {
+					t.Errorf("concurrent retry: %d %s", r.status, r.body)
+				}
+				ids <- m.ID
+			})
+		}
+		wg.Wait()
+		close(ids)
+		first := int64(0)
+		for got := range ids {
+			if first == 0 {
+				first = got
+			}
+			if got == 0 || got != first {
+				t.Fatalf("concurrent retries answered different messages: %d and %d", first, got)
+			}
+		}
+		if items, _ := e.st.OutboxItems(ctx, "acme", ""); len(items) != 1 {
+			t.Fatalf("outbox has %d items", len(items))
+		}
+
+		other, hash := hub.NewToken(KeyPrefix)
+		if err := e.st.CreateAPIKey(ctx, &store.APIKey{InstanceID: "acme", Name: "helpdesk-bridge", KeyHash: hash}); err != nil {
+			t.Fatal(err)
+		}
+		m := into[Message](t, e.do(other, "POST", ticketPath(id, "/messages"), body), http.StatusCreated)
+		if m.ID == first || m.AuthorName != "helpdesk-bridge" {
+			t.Fatalf("another key's message %+v", m)
+		}
+	})
 }

@@ -113,6 +113,8 @@ type tenant struct {
 	keyID   int64
 	keyName string
 	revoked string // a revoked API key
+	// agentToken is its agent's token: a credential, but not an API key.
+	agentToken string
 }
 
 // maxText is the hub's text limit in the tests: small, so that the
@@ -217,7 +219,7 @@ func (e *env) tenant(id, settings string) tenant {
 	if err := e.st.RevokeAPIKey(ctx, id, rk.ID); err != nil {
 		t.Fatal(err)
 	}
-	tn.revoked = revoked
+	tn.revoked, tn.agentToken = revoked, agentToken
 	e.secrets = append(e.secrets, key, revoked, agentToken)
 	return tn
 }

@@ -10,7 +10,9 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"net/url"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -39,15 +41,20 @@ const MaxBodyBytes = 1 << 20
 const KeyPrefix = "sbk_"
 
 // route is one endpoint. The pattern is both the ServeMux pattern and the
-// OpenAPI path template, and op is the operationId: the mux is built from
-// this table and the OpenAPI test walks it, so an endpoint cannot exist
-// without being described.
+// OpenAPI path template, op is the operationId, and query lists the query
+// parameters: the mux is built from this table and the OpenAPI test walks
+// it, so an endpoint (or a parameter) cannot exist without being
+// described.
 type route struct {
 	method  string
 	pattern string
 	op      string
 	// public routes are served without an API key.
 	public bool
+	// query are the parameters the endpoint takes; any other is refused,
+	// so that a misspelt filter is an error rather than a list that
+	// silently ignores it.
+	query []string
 	// serve answers the request; k is the authenticated key (nil on
 	// public routes), whose instance scopes everything it does.
 	serve func(h *handler, r *http.Request, k *store.APIKey) (int, any, error)
@@ -58,12 +65,14 @@ const v1 = "/api/v1"
 func routeTable() []route {
 	const ticket = v1 + "/tickets/{ticket}"
 	return []route{
-		{"GET", v1 + "/openapi.json", "getOpenAPI", true, (*handler).openAPI},
-		{"GET", v1 + "/tickets", "listTickets", false, (*handler).listTickets},
-		{"GET", ticket, "getTicket", false, (*handler).getTicket},
-		{"POST", ticket + "/messages", "addMessage", false, (*handler).addMessage},
-		{"POST", ticket + "/status", "setStatus", false, (*handler).setStatus},
-		{"GET", v1 + "/changes", "listChanges", false, (*handler).listChanges},
+		{method: "GET", pattern: v1 + "/openapi.json", op: "getOpenAPI", public: true, serve: (*handler).openAPI},
+		{method: "GET", pattern: v1 + "/tickets", op: "listTickets", serve: (*handler).listTickets,
+			query: []string{"status", "query", "assignee", "before", "limit"}},
+		{method: "GET", pattern: ticket, op: "getTicket", serve: (*handler).getTicket},
+		{method: "POST", pattern: ticket + "/messages", op: "addMessage", serve: (*handler).addMessage},
+		{method: "POST", pattern: ticket + "/status", op: "setStatus", serve: (*handler).setStatus},
+		{method: "GET", pattern: v1 + "/changes", op: "listChanges", serve: (*handler).listChanges,
+			query: []string{"after", "limit"}},
 	}
 }
 
@@ -153,6 +162,14 @@ func (h *handler) endpoint(rt route) http.HandlerFunc {
 				acc.instance, acc.keyID = k.InstanceID, k.ID
 			}
 		}
+		// The public description is a static document: a query string
+		// there (a cache buster) is harmless and ignored.
+		if !rt.public {
+			if err := checkQuery(r, rt.query); err != nil {
+				h.fail(w, r, err)
+				return
+			}
+		}
 		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
 		status, body, err := rt.serve(h, r, key)
 		if err != nil {
@@ -161,6 +178,26 @@ func (h *handler) endpoint(rt route) http.HandlerFunc {
 		}
 		writeJSON(w, status, body)
 	}
+}
+
+// checkQuery refuses a malformed query string and parameters the
+// endpoint does not take.
+func checkQuery(r *http.Request, known []string) error {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return &apiError{status: http.StatusBadRequest, code: "bad_parameter", msg: "the query string is malformed: " + err.Error()}
+	}
+	for name := range q {
+		if !slices.Contains(known, name) {
+			takes := "no query parameters"
+			if len(known) > 0 {
+				takes = strings.Join(known, ", ")
+			}
+			return &apiError{status: http.StatusBadRequest, code: "unknown_parameter", field: name,
+				msg: fmt.Sprintf("unknown query parameter %q; this endpoint takes %s", name, takes)}
+		}
+	}
+	return nil
 }
 
 // authenticate finds the API key of the request: a Bearer credential

@@ -150,10 +150,12 @@ type Policy struct {
 	ReplyWindowSeconds int64 `json:"reply_window_seconds"`
 	// MaxTextLength is the most characters a reply may have; 0 means no
 	// limit.
-	MaxTextLength int      `json:"max_text_length"`
-	Attachments   bool     `json:"attachments"`
-	HTML          bool     `json:"html"`
-	Threading     string   `json:"threading"`
+	MaxTextLength int  `json:"max_text_length"`
+	Attachments   bool `json:"attachments"`
+	HTML          bool `json:"html"`
+	// Threading is how the channel groups messages into conversations;
+	// absent when the channel does not say.
+	Threading     string   `json:"threading,omitempty"`
 	ContactFields []string `json:"contact_fields"`
 	// ReplyVia names the channel kind replies leave through when the
 	// channel cannot answer itself (web forms reply by email).
