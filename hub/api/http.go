@@ -11,6 +11,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"path"
 	"reflect"
 	"slices"
 	"strconv"
@@ -116,7 +117,12 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sw.Header().Set("X-Content-Type-Options", "nosniff")
 	acc := &access{}
 	r = r.WithContext(context.WithValue(r.Context(), accessKey{}, acc))
-	if _, pattern := h.mux.Handler(r); pattern == "" {
+	if clean := path.Clean(r.URL.Path); clean != r.URL.Path {
+		// ServeMux would redirect; an API client is better told, in the
+		// API's own error, than sent (with its key) elsewhere.
+		writeError(sw, &apiError{status: http.StatusNotFound, code: "not_found",
+			msg: fmt.Sprintf("no endpoint %s %s; paths have no empty, dot or trailing segments: did you mean %s?", r.Method, r.URL.Path, clean)})
+	} else if _, pattern := h.mux.Handler(r); pattern == "" {
 		h.unrouted(sw, r)
 	} else {
 		h.mux.ServeHTTP(sw, r)

@@ -79,6 +79,9 @@ func TestBadInput(t *testing.T) {
 			{name: "changes unknown parameter", method: "GET", path: v1 + "/changes?since=3", status: 400, code: "unknown_parameter", field: "since"},
 			// Routes.
 			{name: "no such endpoint", method: "GET", path: v1 + "/contacts", status: 404, code: "not_found"},
+			{name: "double slash", method: "GET", path: v1 + "//tickets", status: 404, code: "not_found"},
+			{name: "trailing slash", method: "POST", path: msgs + "/", body: `{"text": "hi"}`, status: 404, code: "not_found"},
+			{name: "dot segments", method: "GET", path: v1 + "/changes/../tickets", status: 404, code: "not_found"},
 			{name: "outside the API", method: "GET", path: "/api/v2/tickets", status: 404, code: "not_found"},
 			{name: "wrong method", method: "DELETE", path: ticketPath(id, ""), status: 405, code: "method_not_allowed"},
 			{name: "GET on a POST endpoint", method: "GET", path: msgs, status: 405, code: "method_not_allowed"},
