@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -91,4 +92,29 @@ func TestAuthentication(t *testing.T) {
 			t.Errorf("the log lacks the audit lines:\n%s", logs)
 		}
 	})
+}
+
+// A server fault is a 500 that says nothing of its cause (which may name
+// database internals) and is logged instead; a key that could not be
+// checked is not called invalid.
+func TestServerFaultSaysNothing(t *testing.T) {
+	e := newEnv(t, sqliteDSN(t))
+	if err := e.st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r := httptest.NewRequest("GET", v1+"/tickets", nil)
+	r.Header.Set("Authorization", "Bearer "+e.acme.key)
+	w := httptest.NewRecorder()
+	e.h.ServeHTTP(w, r)
+	res := response{status: w.Code, body: w.Body.Bytes(), header: w.Header()}
+	d := wantError(t, res, http.StatusInternalServerError, "internal", "")
+	if strings.Contains(d.Message, "sql") || strings.Contains(d.Message, "database") {
+		t.Errorf("500 message leaks the cause: %q", d.Message)
+	}
+	if res.header.Get("WWW-Authenticate") != "" {
+		t.Error("a key that could not be checked was challenged as invalid")
+	}
+	if !strings.Contains(e.logs.String(), `"msg":"api request failed"`) {
+		t.Error("the fault is not logged")
+	}
 }

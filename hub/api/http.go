@@ -156,10 +156,14 @@ func (h *handler) unrouted(w http.ResponseWriter, r *http.Request) {
 func (h *handler) endpoint(rt route) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		var key *store.APIKey
+		// The public description is a static document: it needs no key,
+		// and a query string there (a cache buster) is ignored.
 		if !rt.public {
 			k, err := h.authenticate(r)
 			if err != nil {
-				w.Header().Set("WWW-Authenticate", `Bearer realm="switchboard-api"`)
+				if ae := (*apiError)(nil); errors.As(err, &ae) && ae.status == http.StatusUnauthorized {
+					w.Header().Set("WWW-Authenticate", `Bearer realm="switchboard-api"`)
+				}
 				h.fail(w, r, err)
 				return
 			}
@@ -167,10 +171,6 @@ func (h *handler) endpoint(rt route) http.HandlerFunc {
 			if acc, ok := r.Context().Value(accessKey{}).(*access); ok {
 				acc.instance, acc.keyID = k.InstanceID, k.ID
 			}
-		}
-		// The public description is a static document: a query string
-		// there (a cache buster) is harmless and ignored.
-		if !rt.public {
 			if err := checkQuery(r, rt.query); err != nil {
 				h.fail(w, r, err)
 				return
