@@ -32,12 +32,16 @@ const (
 	maxIdemBytes   = 200
 )
 
-// statuses are the ticket statuses a list can filter on; settable are
-// those a client can set (new is where tickets start, never a target).
-var (
-	statuses = []string{store.StatusNew, store.StatusOpen, store.StatusPending, store.StatusSolved, store.StatusClosed}
-	settable = []string{store.StatusOpen, store.StatusPending, store.StatusSolved, store.StatusClosed}
-)
+// statuses are the ticket statuses a list can filter on.
+func statuses() []string {
+	return []string{store.StatusNew, store.StatusOpen, store.StatusPending, store.StatusSolved, store.StatusClosed}
+}
+
+// settable are the statuses a client can set: new is where tickets start,
+// never a target.
+func settable() []string {
+	return []string{store.StatusOpen, store.StatusPending, store.StatusSolved, store.StatusClosed}
+}
 
 func (h *handler) openAPI(*http.Request, *store.APIKey) (int, any, error) {
 	return http.StatusOK, json.RawMessage(openapiJSON), nil
@@ -53,8 +57,8 @@ func (h *handler) listTickets(r *http.Request, k *store.APIKey) (int, any, error
 	for _, v := range q["status"] {
 		for _, s := range strings.Split(v, ",") {
 			s = strings.TrimSpace(s)
-			if !slices.Contains(statuses, s) {
-				return 0, nil, badParam("status", "status %q is not a ticket status; use %s", s, strings.Join(statuses, ", "))
+			if !slices.Contains(statuses(), s) {
+				return 0, nil, badParam("status", "status %q is not a ticket status; use %s", s, strings.Join(statuses(), ", "))
 			}
 			if !slices.Contains(f.Statuses, s) {
 				f.Statuses = append(f.Statuses, s)
@@ -179,11 +183,11 @@ func (h *handler) setStatus(r *http.Request, k *store.APIKey) (int, any, error) 
 	if err := decode(r, &in); err != nil {
 		return 0, nil, err
 	}
-	if !slices.Contains(settable, in.Status) {
+	if !slices.Contains(settable(), in.Status) {
 		if in.Status == "" {
-			return 0, nil, invalid("status", "status is required: one of %s", strings.Join(settable, ", "))
+			return 0, nil, invalid("status", "status is required: one of %s", strings.Join(settable(), ", "))
 		}
-		return 0, nil, invalid("status", "status %q cannot be set; use one of %s", in.Status, strings.Join(settable, ", "))
+		return 0, nil, invalid("status", "status %q cannot be set; use one of %s", in.Status, strings.Join(settable(), ", "))
 	}
 	t, err := h.hub.ClientSetStatus(r.Context(), k.InstanceID, id, in.Status)
 	if err != nil {

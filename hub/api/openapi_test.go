@@ -275,11 +275,6 @@ func TestRoutesAreDescribed(t *testing.T) {
 	}
 }
 
-// validQuery is a valid value of each documented query parameter.
-var validQuery = map[string]string{
-	"status": "new,open", "query": "parcel", "assignee": "none", "before": "999999", "limit": "5", "after": "1",
-}
-
 // call is one call made to an operation and its answer.
 type call struct {
 	name string
@@ -295,6 +290,10 @@ type call struct {
 // documented status must be produced by one of the calls.
 func TestOpenAPIDescribesHandler(t *testing.T) {
 	doc := loadSpec(t)
+	// validQuery is a valid value of each documented query parameter.
+	validQuery := map[string]string{
+		"status": "new,open", "query": "parcel", "assignee": "none", "before": "999999", "limit": "5", "after": "1",
+	}
 	eachDatabase(t, func(t *testing.T, e *env) {
 		theirs := e.conversation(e.glob.channel, "zed", "globex's")
 		for _, op := range doc.operations() {
