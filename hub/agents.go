@@ -119,16 +119,20 @@ type Compose struct {
 // Reply stores an agent's reply and queues it for sending through the
 // ticket's channel, after checking the channel's policy.
 func (h *Hub) Reply(ctx context.Context, a *store.Agent, ticketID int64, c Compose) (*store.Message, error) {
-	return h.compose(ctx, a, ticketID, c, false)
+	return h.compose(ctx, agentByline(a), ticketID, c, false)
 }
 
 // Note stores an internal note; end users never see notes.
 func (h *Hub) Note(ctx context.Context, a *store.Agent, ticketID int64, c Compose) (*store.Message, error) {
-	return h.compose(ctx, a, ticketID, c, true)
+	return h.compose(ctx, agentByline(a), ticketID, c, true)
 }
 
-func (h *Hub) compose(ctx context.Context, a *store.Agent, ticketID int64, c Compose, note bool) (*store.Message, error) {
-	t, err := h.ticketOf(ctx, a, ticketID)
+// compose is the one path of every reply and note, whoever writes it (an
+// agent or an API client, see byline): policy check, message and outbox
+// row in one transaction, notification, routing's answered mark, outbox
+// wake-up.
+func (h *Hub) compose(ctx context.Context, by byline, ticketID int64, c Compose, note bool) (*store.Message, error) {
+	t, err := h.store.Ticket(ctx, by.instanceID, ticketID)
 	if err != nil {
 		return nil, err
 	}
@@ -142,7 +146,7 @@ func (h *Hub) compose(ctx context.Context, a *store.Agent, ticketID int64, c Com
 		}
 	}
 	m, t, err := h.store.AddAgentMessage(ctx, store.AgentMessage{
-		InstanceID: a.InstanceID, TicketID: ticketID, AgentID: a.ID, AuthorName: a.Name,
+		InstanceID: by.instanceID, TicketID: ticketID, AgentID: by.agentID, AuthorName: by.name,
 		Note: note, Text: text, IdempotencyKey: c.IdempotencyKey,
 	})
 	if errors.Is(err, store.ErrDuplicate) {
@@ -153,7 +157,7 @@ func (h *Hub) compose(ctx context.Context, a *store.Agent, ticketID int64, c Com
 	}
 	h.publishMessage(ctx, t, m)
 	if !note {
-		if err := h.router.MarkAnswered(ctx, a.InstanceID, strconv.FormatInt(ticketID, 10)); err != nil {
+		if err := h.router.MarkAnswered(ctx, by.instanceID, strconv.FormatInt(ticketID, 10)); err != nil {
 			h.log.Warn("mark answered", "ticket", ticketID, "err", err)
 		}
 		h.wakeOutbox()
@@ -220,7 +224,12 @@ func (h *Hub) Transfer(ctx context.Context, a *store.Agent, ticketID int64, toAg
 // SetStatus moves a ticket through its lifecycle: solving or closing frees
 // the agent's capacity; reopening routes it again.
 func (h *Hub) SetStatus(ctx context.Context, a *store.Agent, ticketID int64, status string) (*store.Ticket, error) {
-	if _, err := h.ticketOf(ctx, a, ticketID); err != nil {
+	return h.setStatus(ctx, a.InstanceID, ticketID, status)
+}
+
+// setStatus is SetStatus within an instance, for agents and API clients.
+func (h *Hub) setStatus(ctx context.Context, instanceID string, ticketID int64, status string) (*store.Ticket, error) {
+	if _, err := h.store.Ticket(ctx, instanceID, ticketID); err != nil {
 		return nil, err
 	}
 	switch status {
@@ -228,7 +237,7 @@ func (h *Hub) SetStatus(ctx context.Context, a *store.Agent, ticketID int64, sta
 	default:
 		return nil, fmt.Errorf("%w: status must be open, pending, solved or closed", ErrInvalid)
 	}
-	t, err := h.store.UpdateTicket(ctx, a.InstanceID, ticketID, store.TicketUpdate{Status: &status})
+	t, err := h.store.UpdateTicket(ctx, instanceID, ticketID, store.TicketUpdate{Status: &status})
 	if err != nil {
 		return nil, err
 	}
@@ -237,7 +246,7 @@ func (h *Hub) SetStatus(ctx context.Context, a *store.Agent, ticketID int64, sta
 	var evs []routing.Event
 	switch status {
 	case store.StatusSolved, store.StatusClosed:
-		evs, err = h.router.Release(ctx, a.InstanceID, tid)
+		evs, err = h.router.Release(ctx, instanceID, tid)
 	case store.StatusOpen:
 		if t.AssigneeID != nil {
 			evs, err = h.router.Assign(ctx, routeTicket(t), strconv.FormatInt(*t.AssigneeID, 10))
@@ -283,15 +292,20 @@ func policyView(p connectors.Policy) *PolicyView {
 // Ticket returns a ticket of the agent's instance with its contact and
 // messages (notes included).
 func (h *Hub) Ticket(ctx context.Context, a *store.Agent, ticketID int64) (*TicketView, error) {
-	t, err := h.ticketOf(ctx, a, ticketID)
+	return h.ticketView(ctx, a.InstanceID, ticketID)
+}
+
+// ticketView is Ticket within an instance, for agents and API clients.
+func (h *Hub) ticketView(ctx context.Context, instanceID string, ticketID int64) (*TicketView, error) {
+	t, err := h.store.Ticket(ctx, instanceID, ticketID)
 	if err != nil {
 		return nil, err
 	}
-	c, err := h.store.Contact(ctx, a.InstanceID, t.ContactID)
+	c, err := h.store.Contact(ctx, instanceID, t.ContactID)
 	if err != nil {
 		return nil, err
 	}
-	ms, err := h.store.Messages(ctx, a.InstanceID, ticketID, 0, 1000, true)
+	ms, err := h.store.Messages(ctx, instanceID, ticketID, 0, 1000, true)
 	if err != nil {
 		return nil, err
 	}
@@ -299,7 +313,7 @@ func (h *Hub) Ticket(ctx context.Context, a *store.Agent, ticketID int64) (*Tick
 	if rc := h.channel(t.ChannelID); rc != nil {
 		v.ChannelKind = rc.ch.Kind
 		v.Policy = policyView(rc.conn.Policy())
-	} else if ch, err := h.store.Channel(ctx, a.InstanceID, t.ChannelID); err == nil {
+	} else if ch, err := h.store.Channel(ctx, instanceID, t.ChannelID); err == nil {
 		v.ChannelKind = ch.Kind
 	}
 	return v, nil

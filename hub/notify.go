@@ -80,13 +80,18 @@ func (h *Hub) SubscribeInstance(ctx context.Context, instanceID string, fn func(
 // Feed returns the updates an agent missed after cursor, from the
 // database (resume).
 func (h *Hub) Feed(ctx context.Context, a *store.Agent, after int64, limit int) ([]Update, error) {
-	es, err := h.store.Feed(ctx, a.InstanceID, after, limit)
+	return h.feed(ctx, a.InstanceID, after, limit)
+}
+
+// feed is Feed for an instance, for agents and API clients.
+func (h *Hub) feed(ctx context.Context, instanceID string, after int64, limit int) ([]Update, error) {
+	es, err := h.store.Feed(ctx, instanceID, after, limit)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]Update, 0, len(es))
 	for _, e := range es {
-		u := Update{InstanceID: a.InstanceID, Cursor: e.Change.Seq, TicketID: e.Change.TicketID, Ticket: e.Ticket, Message: e.Message}
+		u := Update{InstanceID: instanceID, Cursor: e.Change.Seq, TicketID: e.Change.TicketID, Ticket: e.Ticket, Message: e.Message}
 		switch {
 		case e.Change.Kind == store.ChangeMessage && e.Message != nil:
 			if e.Message.Direction == store.DirNote || e.Message.Direction == store.DirOut || e.Message.Direction == store.DirIn {
