@@ -13,7 +13,8 @@
 //
 // Sub-packages: store (the model and its storage), routing (who handles
 // what), blob (attachment bytes), gateway (the agents' websocket), admin
-// (the operator API), console (the agents' web page).
+// (the operator API), api (the REST API for integrations, by API key),
+// console (the agents' web page).
 //
 // It imports connectors (types only), never a connector implementation.
 package hub

@@ -93,7 +93,8 @@ func TestEmbeddedDefaultRoundTrip(t *testing.T) {
 	n := startNode(t, nil, "--data", data)
 	token := strings.TrimSpace(string(must2(os.ReadFile(filepath.Join(data, "demo-agent-token")))))
 	conversation(t, n, n, "demo-chat", token)
-	for _, path := range []string{"/healthz", "/readyz", "/metrics", "/channels/demo-chat/demo", "/channels/demo-form/form", "/console/"} {
+	for _, path := range []string{"/healthz", "/readyz", "/metrics", "/channels/demo-chat/demo", "/channels/demo-form/form", "/console/",
+		"/admin/v1/openapi.json", "/api/v1/openapi.json"} {
 		resp, err := http.Get(n.url(path))
 		if err != nil || resp.StatusCode != 200 {
 			t.Errorf("GET %s: %v %v", path, resp.StatusCode, err)
@@ -343,4 +344,108 @@ func (c *wsClient) framesOf(typ string) []map[string]any {
 		}
 	}
 	return out
+}
+
+// C23 over the whole stack: a returning visitor's two tabs race to start
+// the chat, the agent has two tabs too.
+func TestC23TwoTabsEachSide(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end: skipped in -short mode")
+	}
+	p := newProdSetup(t)
+	n := startNode(t, p.env(), "--data", t.TempDir())
+	tab1 := agentClient(t, n, "agentTab1", p.ravi)
+	tab2 := agentClient(t, n, "agentTab2", p.ravi)
+	tab1.request("presence", map[string]any{"type": "presence", "status": "available"})
+
+	// The visitor was here before (their token is stored); that earlier
+	// conversation is closed, so the racing tabs must open a new one.
+	first, ready := visitorClient(t, n, "earlier", "acme-chat", "")
+	token := str(ready["token"])
+	first.conn.Close()
+	tab1.request("close-old", map[string]any{"type": "ticket.status", "ticket_id": num(ready["conversation_id"]), "status": "closed"})
+
+	a := dial(t, "visitorTabA", n.ws("/channels/acme-chat/ws"), nil)
+	b := dial(t, "visitorTabB", n.ws("/channels/acme-chat/ws"), nil)
+	go a.send(map[string]any{"type": "session.start", "v": 1, "token": token, "page_url": "https://www.example.com/pricing"})
+	go b.send(map[string]any{"type": "session.start", "v": 1, "token": token, "page_url": "https://www.example.com/invoices"})
+	ra, _ := a.waitFor(0, "session.ready", wait, typeIs("session.ready"))
+	rb, _ := b.waitFor(0, "session.ready", wait, typeIs("session.ready"))
+	conv := num(ra["conversation_id"])
+	if conv != num(rb["conversation_id"]) || conv == num(ready["conversation_id"]) {
+		t.Fatalf("tabs got conversations %v and %v (earlier one %v)", ra["conversation_id"], rb["conversation_id"], ready["conversation_id"])
+	}
+
+	ack := func(c *wsClient, id string) {
+		c.waitFor(0, "ack of "+id, wait, func(f map[string]any) bool { return f["type"] == "message.ack" && f["client_id"] == id })
+	}
+	a.send(map[string]any{"type": "message.send", "client_id": "A-1", "text": "Hi, I have a question about invoice INV-3391"})
+	ack(a, "A-1")
+	b.send(map[string]any{"type": "message.send", "client_id": "B-1", "text": "It was charged twice"})
+	ack(b, "B-1")
+
+	offer, _ := tab1.waitFor(0, "offer", wait, func(f map[string]any) bool { return f["type"] == "ticket.offered" && num(f["ticket_id"]) == conv })
+	tab1.request("accept", map[string]any{"type": "ticket.accept", "ticket_id": num(offer["ticket_id"])})
+	tab1.request("R-1", map[string]any{"type": "message.reply", "ticket_id": conv, "text": "Hello! Let me look at INV-3391.", "idempotency_key": "R-1"})
+	tab2.request("typing", map[string]any{"type": "typing", "ticket_id": conv, "on": true})
+
+	for _, c := range []*wsClient{a, b} {
+		c.waitFor(0, "R-1", wait, messageFrom("agent", "Hello! Let me look at INV-3391."))
+	}
+	isR1 := func(f map[string]any) bool {
+		return f["type"] == "message.new" && str(field(f, "message", "text")) == "Hello! Let me look at INV-3391."
+	}
+	for _, c := range []*wsClient{tab1, tab2} {
+		f, _ := c.waitFor(0, "R-1", wait, isR1)
+		if field(f, "message", "direction") != "out" || field(f, "message", "author_name") != "Ravi" {
+			t.Errorf("%s shows R-1 as %v by %v, want an outbound message by Ravi", c.name, field(f, "message", "direction"), field(f, "message", "author_name"))
+		}
+	}
+
+	b.conn.Close()
+	a.send(map[string]any{"type": "message.send", "client_id": "A-2", "text": "Still there?"})
+	ack(a, "A-2")
+	tab1.waitFor(0, "A-2", wait, agentSees("Still there?"))
+	tab2.waitFor(0, "A-2", wait, agentSees("Still there?"))
+
+	// Every connection saw each message once.
+	for _, c := range []*wsClient{tab1, tab2} {
+		if got := c.count(isR1); got != 1 {
+			t.Errorf("%s got R-1 %d times", c.name, got)
+		}
+	}
+	countNew := func(c *wsClient, text string) int {
+		return c.count(func(f map[string]any) bool {
+			return f["type"] == "message.new" && str(field(f, "message", "text")) == text
+		})
+	}
+	if countNew(a, "It was charged twice") != 1 || countNew(a, "Hello! Let me look at INV-3391.") != 1 || countNew(a, "Hi, I have a question about invoice INV-3391") != 0 {
+		t.Errorf("tab A did not see each message once:\n%s", a.dump())
+	}
+	if countNew(b, "Hi, I have a question about invoice INV-3391") != 1 || countNew(b, "Hello! Let me look at INV-3391.") != 1 || countNew(b, "It was charged twice") != 0 {
+		t.Errorf("tab B did not see each message once:\n%s", b.dump())
+	}
+
+	// Stored in receipt order, one open conversation.
+	st, err := store.Open(context.Background(), p.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ms, err := st.Messages(context.Background(), "acme", conv, 0, 100, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var texts []string
+	for _, m := range ms {
+		texts = append(texts, m.Text)
+	}
+	want := []string{"Hi, I have a question about invoice INV-3391", "It was charged twice", "Hello! Let me look at INV-3391.", "Still there?"}
+	if strings.Join(texts, "|") != strings.Join(want, "|") {
+		t.Errorf("stored order %q, want %q", texts, want)
+	}
+	open, err := st.Tickets(context.Background(), "acme", store.TicketFilter{Statuses: []string{"new", "open", "pending"}})
+	if err != nil || len(open) != 1 || open[0].ID != conv {
+		t.Errorf("open conversations: %v %v", open, err)
+	}
 }
