@@ -124,7 +124,7 @@ func (s *Store) flushFeed(ctx context.Context, tx *txn) error {
 type AgentMessage struct {
 	InstanceID string
 	TicketID   int64
-	AgentID    int64
+	AgentID    int64 // 0 for an API client
 	AuthorName string
 	Note       bool
 	Text       string
@@ -142,8 +142,11 @@ type AgentMessage struct {
 // without being stored.
 func (s *Store) AddAgentMessage(ctx context.Context, in AgentMessage) (*Message, *Ticket, error) {
 	m := &Message{
-		InstanceID: in.InstanceID, TicketID: in.TicketID, AgentID: &in.AgentID, AuthorName: in.AuthorName,
+		InstanceID: in.InstanceID, TicketID: in.TicketID, AuthorName: in.AuthorName,
 		Text: in.Text, HTML: in.HTML, CreatedAt: s.now(),
+	}
+	if in.AgentID != 0 { // 0: written by an API client, not an agent
+		m.AgentID = &in.AgentID
 	}
 	t := new(Ticket)
 	err := s.writeTx(ctx, func(ctx context.Context, tx *txn) error {
