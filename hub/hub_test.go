@@ -458,3 +458,54 @@ func TestGroupCommitKeepsOrderAndDedup(t *testing.T) {
 		}
 	})
 }
+
+// After a restart the in-process router knows nothing; Start reconciles it
+// with the database: assigned tickets stay with their agent, waiting ones
+// queue again.
+func TestReconcileAfterRestart(t *testing.T) {
+	ctx := context.Background()
+	clk := &clock{t: time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)}
+	dsn := testenv.SQLite(t)
+	f := newFixture(t, dsn, memroute.New(routing.Config{Now: clk.Now}), memroute.NewBus(), clk)
+	if err := f.h.Heartbeat(ctx, f.agent, routing.Available); err != nil {
+		t.Fatal(err)
+	}
+	held := f.deliver(t, "acme-probe", connectors.Inbound{ExternalID: "a", ThreadKey: "a", Sender: connectors.Identity{ExternalID: "ua"}, Text: "held"})
+	if err := f.h.Accept(ctx, f.agent, held.ConversationID); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.h.Heartbeat(ctx, f.agent, routing.Away); err != nil {
+		t.Fatal(err)
+	}
+	waiting := f.deliver(t, "acme-probe", connectors.Inbound{ExternalID: "b", ThreadKey: "b", Sender: connectors.Identity{ExternalID: "ub"}, Text: "waiting"})
+
+	// A new node on the same database with a router that starts empty.
+	router := memroute.New(routing.Config{Now: clk.Now})
+	h2, err := hub.New(hub.Deps{Store: f.st, Router: router, Bus: memroute.NewBus(), Blobs: must(blob.NewDir(t.TempDir())), Connectors: connectors.NewRegistry()}, hub.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	if err := h2.Start(runCtx); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cancel(); h2.Wait(ctx) }()
+	snap, err := router.Snapshot(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	agent := snap.Agents[fmt.Sprint(f.agent.ID)]
+	if fmt.Sprint(agent.Assigned) != fmt.Sprintf("[%d]", held.ConversationID) {
+		t.Errorf("assigned after restart: %v, want [%d]", agent.Assigned, held.ConversationID)
+	}
+	if q := fmt.Sprint(snap.Queues[hub.AllTeam]); q != fmt.Sprintf("[%d]", waiting.ConversationID) {
+		t.Errorf("queue after restart: %s, want [%d]", q, waiting.ConversationID)
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
