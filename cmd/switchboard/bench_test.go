@@ -273,8 +273,6 @@ func (r *benchRig) run(b *testing.B, per int, rate float64) benchResult {
 	}
 }
 
-
-
 // BenchmarkIdleVisitorMemory opens idle visitor websockets (each with a
 // started session: a conversation and its bus subscription) against a node
 // process on Postgres + Redis and reports the growth of the node's

@@ -284,4 +284,3 @@ func fileToken(path, prefix string) (string, error) {
 	}
 	return tok, nil
 }
-
