@@ -169,6 +169,12 @@ func parseMultipart(body []byte, boundary string) (map[string]string, error) {
 	if boundary == "" {
 		return nil, badRequest("malformed_body", "The multipart form has no boundary in its Content-Type.", nil)
 	}
+	// mime/multipart reports a clean io.EOF when the body ends right at a
+	// part boundary, so a cut-off post would pass as complete with fields
+	// missing. A complete one ends with the closing delimiter.
+	if !bytes.Contains(body, []byte("--"+boundary+"--")) {
+		return nil, badRequest("malformed_body", "The multipart form is not well formed: it ends before its closing boundary.", nil)
+	}
 	mr := multipart.NewReader(bytes.NewReader(body), boundary)
 	vals := map[string][]string{}
 	files := fieldErrors{}
