@@ -20,6 +20,7 @@ import (
 	"github.com/switchboard-hub/switchboard/hub/routing"
 	"github.com/switchboard-hub/switchboard/hub/routing/memroute"
 	"github.com/switchboard-hub/switchboard/hub/store"
+	"github.com/switchboard-hub/switchboard/internal/httpjson"
 	"github.com/switchboard-hub/switchboard/internal/testenv"
 )
 
@@ -331,9 +332,9 @@ func into[T any](t *testing.T, r response, want int) T {
 }
 
 // errOf returns the error detail of an error response.
-func errOf(t *testing.T, r response) errorDetail {
+func errOf(t *testing.T, r response) httpjson.ErrorDetail {
 	t.Helper()
-	var b errorBody
+	var b httpjson.ErrorBody
 	if err := json.Unmarshal(r.body, &b); err != nil || b.Error.Code == "" || b.Error.Message == "" {
 		t.Fatalf("not an error body (%v): %s", err, r.body)
 	}
@@ -341,7 +342,7 @@ func errOf(t *testing.T, r response) errorDetail {
 }
 
 // wantError checks an error response's status, code and field.
-func wantError(t *testing.T, r response, status int, code, field string) errorDetail {
+func wantError(t *testing.T, r response, status int, code, field string) httpjson.ErrorDetail {
 	t.Helper()
 	if r.status != status {
 		t.Errorf("status %d, want %d: %s", r.status, status, r.body)
