@@ -35,7 +35,7 @@ func (h *handler) listInstances(r *http.Request) (int, any, error) {
 
 func (h *handler) createInstance(r *http.Request) (int, any, error) {
 	var in NewInstance
-	if err := decode(r, &in); err != nil {
+	if err := decoder.Decode(r, &in); err != nil {
 		return 0, nil, err
 	}
 	v, err := h.svc.CreateInstance(r.Context(), in)
@@ -57,7 +57,7 @@ func (h *handler) updateInstance(r *http.Request) (int, any, error) {
 		return 0, nil, err
 	}
 	var u InstanceUpdate
-	if err := decode(r, &u); err != nil {
+	if err := decoder.Decode(r, &u); err != nil {
 		return 0, nil, err
 	}
 	v, err := h.svc.UpdateInstance(r.Context(), id, u)
@@ -89,7 +89,7 @@ func (h *handler) createChannel(r *http.Request) (int, any, error) {
 		return 0, nil, err
 	}
 	var in NewChannel
-	if err := decode(r, &in); err != nil {
+	if err := decoder.Decode(r, &in); err != nil {
 		return 0, nil, err
 	}
 	v, err := h.svc.CreateChannel(r.Context(), inst, in)
@@ -111,7 +111,7 @@ func (h *handler) updateChannel(r *http.Request) (int, any, error) {
 		return 0, nil, err
 	}
 	var u ChannelUpdate
-	if err := decode(r, &u); err != nil {
+	if err := decoder.Decode(r, &u); err != nil {
 		return 0, nil, err
 	}
 	v, err := h.svc.UpdateChannel(r.Context(), inst, id, u)
@@ -168,7 +168,7 @@ func (h *handler) createTeam(r *http.Request) (int, any, error) {
 		return 0, nil, err
 	}
 	var in NewTeam
-	if err := decode(r, &in); err != nil {
+	if err := decoder.Decode(r, &in); err != nil {
 		return 0, nil, err
 	}
 	v, err := h.svc.CreateTeam(r.Context(), inst, in)
@@ -217,7 +217,7 @@ func (h *handler) createAgent(r *http.Request) (int, any, error) {
 		return 0, nil, err
 	}
 	var in NewAgent
-	if err := decode(r, &in); err != nil {
+	if err := decoder.Decode(r, &in); err != nil {
 		return 0, nil, err
 	}
 	v, err := h.svc.CreateAgent(r.Context(), inst, in)
@@ -239,7 +239,7 @@ func (h *handler) updateAgent(r *http.Request) (int, any, error) {
 		return 0, nil, err
 	}
 	var u AgentUpdate
-	if err := decode(r, &u); err != nil {
+	if err := decoder.Decode(r, &u); err != nil {
 		return 0, nil, err
 	}
 	v, err := h.svc.UpdateAgent(r.Context(), inst, id, u)
@@ -272,7 +272,7 @@ func (h *handler) createAPIKey(r *http.Request) (int, any, error) {
 		return 0, nil, err
 	}
 	var in NewAPIKey
-	if err := decode(r, &in); err != nil {
+	if err := decoder.Decode(r, &in); err != nil {
 		return 0, nil, err
 	}
 	v, err := h.svc.CreateAPIKey(r.Context(), inst, in)

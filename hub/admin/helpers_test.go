@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/switchboard-hub/switchboard/connectors"
 	"github.com/switchboard-hub/switchboard/hub/store"
+	"github.com/switchboard-hub/switchboard/internal/apitest"
 	"github.com/switchboard-hub/switchboard/internal/testenv"
 )
 
@@ -118,24 +118,6 @@ func (r *fakeRunner) take() []string {
 	return out
 }
 
-// syncBuffer is a log sink safe for the handler's concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // env is a Service and its handler on a migrated store, with every log
 // line captured.
 type env struct {
@@ -143,30 +125,16 @@ type env struct {
 	st     *store.Store
 	svc    *Service
 	h      http.Handler
-	logs   *syncBuffer
+	logs   *apitest.LogBuffer
 	runner *fakeRunner
 	// bodies are every response body served, for the secrets check.
 	bodies []string
 }
 
-func openStore(t *testing.T, dsn string) *store.Store {
-	t.Helper()
-	ctx := context.Background()
-	st, err := store.Open(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return st
-}
-
 func newEnv(t *testing.T, dsn string) *env {
 	t.Helper()
-	st := openStore(t, dsn)
-	logs := &syncBuffer{}
+	st := apitest.OpenStore(t, dsn)
+	logs := &apitest.LogBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	runner := &fakeRunner{}
 	svc := NewService(st, Options{Registry: testRegistry(t), Runner: runner, Logger: log})
@@ -192,25 +160,8 @@ func (e *env) do(method, path string, body any, opts ...reqOpt) (int, []byte, ht
 
 func (e *env) doWith(h http.Handler, method, path string, body any, opts ...reqOpt) (int, []byte, http.Header) {
 	e.t.Helper()
-	var rd io.Reader
-	switch b := body.(type) {
-	case nil:
-	case string:
-		rd = strings.NewReader(b)
-	case []byte:
-		rd = bytes.NewReader(b)
-	default:
-		enc, err := json.Marshal(b)
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		rd = bytes.NewReader(enc)
-	}
-	r := httptest.NewRequest(method, path, rd)
+	r := apitest.NewRequest(e.t, method, path, body)
 	r.Header.Set("Authorization", "Bearer "+testToken)
-	if rd != nil {
-		r.Header.Set("Content-Type", "application/json")
-	}
 	for _, o := range opts {
 		o(r)
 	}

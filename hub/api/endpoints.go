@@ -14,6 +14,7 @@ import (
 
 	"github.com/switchboard-hub/switchboard/hub"
 	"github.com/switchboard-hub/switchboard/hub/store"
+	"github.com/switchboard-hub/switchboard/internal/httpjson"
 )
 
 // The endpoints: each parses its path, query and body, validates them so
@@ -141,7 +142,7 @@ func (h *handler) addMessage(r *http.Request, k *store.APIKey) (int, any, error)
 		return 0, nil, err
 	}
 	var in NewMessage
-	if err := decode(r, &in); err != nil {
+	if err := httpjson.Decode(r, &in); err != nil {
 		return 0, nil, err
 	}
 	if strings.TrimSpace(in.Text) == "" {
@@ -180,7 +181,7 @@ func (h *handler) setStatus(r *http.Request, k *store.APIKey) (int, any, error) 
 		return 0, nil, err
 	}
 	var in StatusChange
-	if err := decode(r, &in); err != nil {
+	if err := httpjson.Decode(r, &in); err != nil {
 		return 0, nil, err
 	}
 	if !slices.Contains(settable(), in.Status) {
@@ -233,8 +234,8 @@ func ticketParam(r *http.Request) (int64, error) {
 	v := r.PathValue("ticket")
 	id, err := positive(v)
 	if err != nil {
-		return 0, &apiError{status: http.StatusBadRequest, code: "bad_id", field: "ticket",
-			msg: fmt.Sprintf("ticket id %q is malformed: ticket ids are positive integers", v)}
+		return 0, &httpjson.Error{Status: http.StatusBadRequest, Code: "bad_id", Field: "ticket",
+			Msg: fmt.Sprintf("ticket id %q is malformed: ticket ids are positive integers", v)}
 	}
 	return id, nil
 }
@@ -276,9 +277,9 @@ func intParam(q url.Values, name string, def, lo, hi int64) (int64, error) {
 }
 
 func badParam(name, format string, args ...any) error {
-	return &apiError{status: http.StatusBadRequest, code: "bad_parameter", field: name, msg: fmt.Sprintf(format, args...)}
+	return &httpjson.Error{Status: http.StatusBadRequest, Code: "bad_parameter", Field: name, Msg: fmt.Sprintf(format, args...)}
 }
 
 func invalid(field, format string, args ...any) error {
-	return &apiError{status: http.StatusUnprocessableEntity, code: "invalid", field: field, msg: fmt.Sprintf(format, args...)}
+	return &httpjson.Error{Status: http.StatusUnprocessableEntity, Code: "invalid", Field: field, Msg: fmt.Sprintf(format, args...)}
 }

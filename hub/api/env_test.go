@@ -1,15 +1,12 @@
 package api
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -20,6 +17,8 @@ import (
 	"github.com/switchboard-hub/switchboard/hub/routing"
 	"github.com/switchboard-hub/switchboard/hub/routing/memroute"
 	"github.com/switchboard-hub/switchboard/hub/store"
+	"github.com/switchboard-hub/switchboard/internal/apitest"
+	"github.com/switchboard-hub/switchboard/internal/httpjson"
 	"github.com/switchboard-hub/switchboard/internal/testenv"
 )
 
@@ -86,24 +85,6 @@ type clock struct {
 func (c *clock) Now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 func (c *clock) Add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
 
-// syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // tenant is one instance of the environment with its credentials.
 type tenant struct {
 	id      string
@@ -130,7 +111,7 @@ type env struct {
 	hub   *hub.Hub
 	h     http.Handler
 	clock *clock
-	logs  *syncBuffer
+	logs  *apitest.LogBuffer
 	conns map[string]*testConn // by channel id
 	acme  tenant
 	glob  tenant
@@ -141,22 +122,14 @@ type env struct {
 
 func newEnv(t *testing.T, dsn string) *env {
 	t.Helper()
-	ctx := context.Background()
-	st, err := store.Open(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	st := apitest.OpenStore(t, dsn)
 	clk := &clock{t: time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)}
 	st.SetClock(clk.Now)
 	blobs, err := blob.NewDir(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, st: st, clock: clk, logs: &syncBuffer{}, conns: map[string]*testConn{}}
+	e := &env{t: t, st: st, clock: clk, logs: &apitest.LogBuffer{}, conns: map[string]*testConn{}}
 	var mu sync.Mutex
 	reg := connectors.NewRegistry()
 	if err := reg.Register(testKind, func(c connectors.Config) (connectors.Connector, error) {
@@ -277,26 +250,9 @@ type response struct {
 // body is sent as is when it is a string or []byte, else as JSON.
 func (e *env) do(key, method, path string, body any, opts ...reqOpt) response {
 	e.t.Helper()
-	var rd io.Reader
-	switch b := body.(type) {
-	case nil:
-	case string:
-		rd = strings.NewReader(b)
-	case []byte:
-		rd = bytes.NewReader(b)
-	default:
-		enc, err := json.Marshal(b)
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		rd = bytes.NewReader(enc)
-	}
-	r := httptest.NewRequest(method, path, rd)
+	r := apitest.NewRequest(e.t, method, path, body)
 	if key != "" {
 		r.Header.Set("Authorization", "Bearer "+key)
-	}
-	if rd != nil {
-		r.Header.Set("Content-Type", "application/json")
 	}
 	for _, o := range opts {
 		o(r)
@@ -331,9 +287,9 @@ func into[T any](t *testing.T, r response, want int) T {
 }
 
 // errOf returns the error detail of an error response.
-func errOf(t *testing.T, r response) errorDetail {
+func errOf(t *testing.T, r response) httpjson.ErrorDetail {
 	t.Helper()
-	var b errorBody
+	var b httpjson.ErrorBody
 	if err := json.Unmarshal(r.body, &b); err != nil || b.Error.Code == "" || b.Error.Message == "" {
 		t.Fatalf("not an error body (%v): %s", err, r.body)
 	}
@@ -341,7 +297,7 @@ func errOf(t *testing.T, r response) errorDetail {
 }
 
 // wantError checks an error response's status, code and field.
-func wantError(t *testing.T, r response, status int, code, field string) errorDetail {
+func wantError(t *testing.T, r response, status int, code, field string) httpjson.ErrorDetail {
 	t.Helper()
 	if r.status != status {
 		t.Errorf("status %d, want %d: %s", r.status, status, r.body)
