@@ -49,6 +49,11 @@ type Host interface {
 	// Signal passes a transient, unstored signal (typing, seen) of the end
 	// user on to the agents of the conversation.
 	Signal(ctx context.Context, s Signal) error
+	// LoadState and SaveState keep a small value of the channel's own
+	// (e.g. an IMAP mailbox cursor) across restarts and nodes. LoadState
+	// returns "" for a key never saved.
+	LoadState(ctx context.Context, key string) (string, error)
+	SaveState(ctx context.Context, key, value string) error
 }
 
 // Optional capabilities, found by type assertion on a Connector.

@@ -51,13 +51,23 @@ type Inbound struct {
 	Sender    Identity
 	Subject   string
 	// Text is the plain text; HTML is the raw HTML as received. The hub
-	// sanitizes HTML before storing it for display.
+	// sanitizes HTML before storing it for display. For mail, both hold
+	// only the new part of a reply; the quoted history and signature go to
+	// Quoted (text) and QuotedHTML, kept with the message and shown
+	// collapsed.
 	Text        string
 	HTML        string
+	Quoted      string
+	QuotedHTML  string
 	Attachments []Attachment
 	SentAt      time.Time
 	// AutoReply marks machine-generated mail (out-of-office, vacation).
+	// It never opens a ticket, reopens one or asks for an agent (C07).
 	AutoReply bool
+	// AttachOnly stores the item only if it threads into an existing
+	// ticket; otherwise nothing is stored and Receipt.Ignored is set. Set
+	// for auto-replies, which must never open a ticket.
+	AttachOnly bool
 	// NewTicket forces a new ticket (each web-form submission is one).
 	NewTicket bool
 	// Meta keeps channel-specific data worth keeping (quick-reply payloads,
@@ -73,6 +83,9 @@ type Receipt struct {
 	// Duplicate is true when the item had been stored before; the
 	// connector acknowledges it upstream all the same.
 	Duplicate bool
+	// Ignored is true when an AttachOnly item matched no ticket and was
+	// not stored; the connector acknowledges it upstream all the same.
+	Ignored bool
 }
 
 // Outbound is one message the hub asks a channel to send.

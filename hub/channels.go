@@ -231,6 +231,14 @@ func (c *channelHost) Signal(ctx context.Context, s connectors.Signal) error {
 	return nil
 }
 
+func (c *channelHost) LoadState(ctx context.Context, key string) (string, error) {
+	return c.h.store.ChannelStateValue(ctx, c.ch.ID, key)
+}
+
+func (c *channelHost) SaveState(ctx context.Context, key, value string) error {
+	return c.h.store.SaveChannelState(ctx, c.ch.ID, key, value)
+}
+
 func contactInput(id connectors.Identity) store.ContactInput {
 	return store.ContactInput{ExternalID: id.ExternalID, DisplayName: id.DisplayName, Handle: id.Handle, Email: id.Email, Fields: id.Fields}
 }

@@ -241,6 +241,14 @@ func (h *testHost) hasReturned(ext string) bool {
 	return h.returned[ext]
 }
 
+func (h *testHost) LoadState(context.Context, string) (string, error) {
+	return "", connectors.ErrUnsupported
+}
+
+func (h *testHost) SaveState(context.Context, string, string) error {
+	return connectors.ErrUnsupported
+}
+
 var _ connectors.Host = (*testHost)(nil)
 
 // memPubSub is an in-memory connectors.PubSub shaped like Redis pub/sub

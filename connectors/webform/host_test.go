@@ -90,6 +90,14 @@ func (h *recordingHost) Signal(context.Context, connectors.Signal) error {
 	return connectors.ErrUnsupported
 }
 
+func (h *recordingHost) LoadState(context.Context, string) (string, error) {
+	return "", connectors.ErrUnsupported
+}
+
+func (h *recordingHost) SaveState(context.Context, string, string) error {
+	return connectors.ErrUnsupported
+}
+
 var _ connectors.Host = (*recordingHost)(nil)
 
 // fakeClock is a settable clock for the rate limiter.

@@ -2,8 +2,13 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"time"
+
+	"github.com/uptrace/bun"
 )
 
 // CreateChannel adds a channel to an instance.
@@ -71,6 +76,9 @@ func (s *Store) DeleteChannel(ctx context.Context, instanceID, id string) error 
 	if n > 0 {
 		return fmt.Errorf("channel %s has %d tickets; disable it instead: %w", id, n, ErrConflict)
 	}
+	if _, err := s.DB.NewDelete().Model((*ChannelState)(nil)).Where("channel_id = ?", id).Exec(ctx); err != nil {
+		return err
+	}
 	res, err := s.DB.NewDelete().Model((*Channel)(nil)).Where("id = ? AND instance_id = ?", id, instanceID).Exec(ctx)
 	return affected(res, err, "channel "+id)
 }
@@ -80,4 +88,39 @@ func (ch *Channel) SecretMap() map[string]string {
 	m := map[string]string{}
 	_ = json.Unmarshal([]byte(ch.Secrets), &m)
 	return m
+}
+
+// ChannelState is one small value a channel keeps across restarts (an
+// IMAP mailbox cursor).
+type ChannelState struct {
+	bun.BaseModel `bun:"table:channel_state"`
+
+	ChannelID string    `bun:"channel_id,pk"`
+	Key       string    `bun:"key,pk"`
+	Value     string    `bun:"value,notnull"`
+	UpdatedAt time.Time `bun:"updated_at,notnull"`
+}
+
+// ChannelStateValue returns the value saved under key, "" if none.
+func (s *Store) ChannelStateValue(ctx context.Context, channelID, key string) (string, error) {
+	var v ChannelState
+	err := s.DB.NewSelect().Model(&v).Where("channel_id = ? AND key = ?", channelID, key).Scan(ctx)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("load channel state: %w", err)
+	}
+	return v.Value, nil
+}
+
+// SaveChannelState saves value under key for the channel.
+func (s *Store) SaveChannelState(ctx context.Context, channelID, key, value string) error {
+	v := &ChannelState{ChannelID: channelID, Key: key, Value: value, UpdatedAt: s.now()}
+	_, err := s.DB.NewInsert().Model(v).On("CONFLICT (channel_id, key) DO UPDATE").
+		Set("value = EXCLUDED.value, updated_at = EXCLUDED.updated_at").Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("save channel state: %w", err)
+	}
+	return nil
 }

@@ -5,14 +5,22 @@ import (
 	"fmt"
 
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect"
 	"github.com/uptrace/bun/migrate"
 )
 
 // migrations is the ordered schema history. Append; never edit a
 // migration that has shipped.
+//
+// The first migration creates the tables from the current models, so on a
+// new database it already has every column later migrations add. Later
+// migrations are therefore written to be no-ops where their change is
+// already there (addColumn, IfNotExists), and do real work only on a
+// database created by an older version.
 func migrations() *migrate.Migrations {
 	m := migrate.NewMigrations()
 	add(m, "20261203000001", "initial", upInitial, downInitial)
+	add(m, "20261203000002", "email: quoted history, channel state", upEmail, downEmail)
 	return m
 }
 
@@ -136,4 +144,60 @@ func (s *Store) MigrationStatus(ctx context.Context) (applied, pending []string,
 		}
 	}
 	return applied, pending, nil
+}
+
+// upEmail adds what the email channel needs: the quoted history of a
+// reply kept beside its new text, and a small key-value state per channel
+// (IMAP cursors).
+func upEmail(ctx context.Context, db *bun.DB) error {
+	return db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		for _, col := range []string{"quoted", "quoted_html"} {
+			if err := addColumn(ctx, tx, "messages", col, "TEXT NOT NULL DEFAULT ''"); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.NewCreateTable().Model((*ChannelState)(nil)).IfNotExists().Exec(ctx); err != nil {
+			return fmt.Errorf("create table channel_state: %w", err)
+		}
+		return nil
+	})
+}
+
+func downEmail(ctx context.Context, db *bun.DB) error {
+	return db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		if _, err := tx.NewDropTable().Model((*ChannelState)(nil)).IfExists().Exec(ctx); err != nil {
+			return err
+		}
+		for _, q := range []string{
+			`ALTER TABLE messages DROP COLUMN quoted`,
+			`ALTER TABLE messages DROP COLUMN quoted_html`,
+		} {
+			if _, err := tx.ExecContext(ctx, q); err != nil {
+				return fmt.Errorf("%s: %w", q, err)
+			}
+		}
+		return nil
+	})
+}
+
+// addColumn adds a column unless the table has it already (see migrations).
+func addColumn(ctx context.Context, tx bun.Tx, table, column, decl string) error {
+	var n int
+	var err error
+	if tx.Dialect().Name() == dialect.PG {
+		err = tx.NewRaw("SELECT count(*) FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = ? AND column_name = ?", table, column).Scan(ctx, &n)
+	} else {
+		err = tx.NewRaw("SELECT count(*) FROM pragma_table_info(?) WHERE name = ?", table, column).Scan(ctx, &n)
+	}
+	if err != nil {
+		return fmt.Errorf("look up column %s.%s: %w", table, column, err)
+	}
+	if n > 0 {
+		return nil
+	}
+	q := fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s %s", table, column, decl)
+	if _, err := tx.ExecContext(ctx, q); err != nil {
+		return fmt.Errorf("%s: %w", q, err)
+	}
+	return nil
 }

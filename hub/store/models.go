@@ -182,14 +182,18 @@ type Message struct {
 	Direction  string `bun:"direction,notnull" json:"direction"`
 	// DedupKey makes (channel, key) unique: the external id for inbound
 	// items, the idempotency key for outbound ones.
-	DedupKey   *string           `bun:"dedup_key" json:"-"`
-	ExternalID string            `bun:"external_id,notnull" json:"external_id,omitempty"`
-	AgentID    *int64            `bun:"agent_id" json:"agent_id,omitempty"`
-	ContactID  *int64            `bun:"contact_id" json:"contact_id,omitempty"`
-	AuthorName string            `bun:"author_name,notnull" json:"author_name"`
-	Subject    string            `bun:"subject,notnull" json:"subject,omitempty"`
-	Text       string            `bun:"text,notnull" json:"text"`
-	HTML       string            `bun:"html,notnull" json:"html,omitempty"`
+	DedupKey   *string `bun:"dedup_key" json:"-"`
+	ExternalID string  `bun:"external_id,notnull" json:"external_id,omitempty"`
+	AgentID    *int64  `bun:"agent_id" json:"agent_id,omitempty"`
+	ContactID  *int64  `bun:"contact_id" json:"contact_id,omitempty"`
+	AuthorName string  `bun:"author_name,notnull" json:"author_name"`
+	Subject    string  `bun:"subject,notnull" json:"subject,omitempty"`
+	Text       string  `bun:"text,notnull" json:"text"`
+	HTML       string  `bun:"html,notnull" json:"html,omitempty"`
+	// Quoted and QuotedHTML are the quoted history and signature of a
+	// mail reply, kept beside its new text (Text, HTML).
+	Quoted     string            `bun:"quoted,notnull,default:''" json:"quoted,omitempty"`
+	QuotedHTML string            `bun:"quoted_html,notnull,default:''" json:"quoted_html,omitempty"`
 	Meta       map[string]string `bun:"meta,type:text" json:"meta,omitempty"`
 	AutoReply  bool              `bun:"auto_reply,notnull" json:"auto_reply,omitempty"`
 	// State and StateReason track delivery of outbound messages.
