@@ -46,7 +46,13 @@ type Inbound struct {
 	// ThreadHints are external ids of earlier messages this one answers,
 	// most specific first (In-Reply-To, then References newest first).
 	ThreadHints []string
+	// OwnRef names an outbound message of the hub that this item answers,
+	// found in a token the channel minted for it (our Message-ID). Both
+	// ids must agree for it to count; it threads even when the provider's
+	// id of that message was never recorded.
+	OwnRef OwnRef
 	// TicketRef is an optional ticket number hint (subject tag, address).
+	// It threads only into a ticket of the same contact.
 	TicketRef string
 	Sender    Identity
 	Subject   string
@@ -73,6 +79,12 @@ type Inbound struct {
 	// Meta keeps channel-specific data worth keeping (quick-reply payloads,
 	// postback payloads, form fields).
 	Meta map[string]string
+}
+
+// OwnRef is a reference to an outbound message by the hub's own ids.
+type OwnRef struct {
+	MessageID    int64
+	TicketNumber int64
 }
 
 // Receipt tells a connector what became of a delivered item.

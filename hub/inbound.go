@@ -32,6 +32,9 @@ func (h *Hub) deliver(ctx context.Context, ch store.Channel, in connectors.Inbou
 		return connectors.Receipt{}, fmt.Errorf("store inbound message: %w", err)
 	}
 	h.metrics.ingestSecs.Observe(time.Since(start).Seconds())
+	if res.Ignored {
+		return connectors.Receipt{Ignored: true}, nil
+	}
 	receipt := connectors.Receipt{ConversationID: res.Ticket.ID, TicketNumber: res.Ticket.Number, MessageID: res.Message.ID, Duplicate: res.Duplicate}
 	if res.Duplicate {
 		h.metrics.duplicates.WithLabelValues(ch.Kind).Inc()
@@ -63,7 +66,12 @@ func (h *Hub) record(ctx context.Context, ch store.Channel, in connectors.Inboun
 			text, _ = cleanText(textFromHTML(safeHTML), h.cfg.MaxTextBytes)
 		}
 	}
-	if cut || cutHTML {
+	quoted, cutQ := cleanText(in.Quoted, h.cfg.MaxTextBytes)
+	quotedHTML, cutQH := cleanText(in.QuotedHTML, 4*h.cfg.MaxTextBytes)
+	if quotedHTML != "" {
+		quotedHTML = h.html.Sanitize(quotedHTML)
+	}
+	if cut || cutHTML || cutQ || cutQH {
 		meta["truncated"] = "true"
 	}
 	subject, _ := cleanText(in.Subject, 998)
@@ -94,8 +102,10 @@ func (h *Hub) record(ctx context.Context, ch store.Channel, in connectors.Inboun
 	return &store.InboundRecord{
 		InstanceID: ch.InstanceID, ChannelID: ch.ID, ExternalID: ext, ThreadKey: in.ThreadKey,
 		ConversationID: in.ConversationID, ThreadHints: in.ThreadHints, TicketNumber: number,
-		NewTicket: in.NewTicket, TeamID: ch.TeamID, Contact: contact, Subject: subject,
-		Text: text, HTML: safeHTML, Meta: meta, AutoReply: in.AutoReply, Attachments: atts, At: in.SentAt,
+		OwnRef:    store.OwnRef{MessageID: in.OwnRef.MessageID, TicketNumber: in.OwnRef.TicketNumber},
+		NewTicket: in.NewTicket, AttachOnly: in.AttachOnly, TeamID: ch.TeamID, Contact: contact, Subject: subject,
+		Text: text, HTML: safeHTML, Quoted: quoted, QuotedHTML: quotedHTML, Meta: meta, AutoReply: in.AutoReply,
+		Attachments: atts, At: in.SentAt,
 	}, nil
 }
 

@@ -159,6 +159,11 @@ func upEmail(ctx context.Context, db *bun.DB) error {
 		if _, err := tx.NewCreateTable().Model((*ChannelState)(nil)).IfNotExists().Exec(ctx); err != nil {
 			return fmt.Errorf("create table channel_state: %w", err)
 		}
+		// Mail threads by Message-ID across the instance's channels.
+		q := `CREATE INDEX IF NOT EXISTS messages_instance_external ON messages (instance_id, external_id)`
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("%s: %w", q, err)
+		}
 		return nil
 	})
 }
@@ -166,6 +171,9 @@ func upEmail(ctx context.Context, db *bun.DB) error {
 func downEmail(ctx context.Context, db *bun.DB) error {
 	return db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		if _, err := tx.NewDropTable().Model((*ChannelState)(nil)).IfExists().Exec(ctx); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DROP INDEX IF EXISTS messages_instance_external`); err != nil {
 			return err
 		}
 		for _, q := range []string{

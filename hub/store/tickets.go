@@ -27,17 +27,26 @@ type InboundRecord struct {
 	ThreadKey      string
 	ConversationID int64
 	ThreadHints    []string
-	TicketNumber   int64
-	NewTicket      bool
-	TeamID         *int64
-	Contact        ContactInput
-	Subject        string
-	Text           string
-	HTML           string
-	Meta           map[string]string
-	AutoReply      bool
-	Attachments    []*Attachment
-	At             time.Time
+	// OwnRef names an earlier outbound message by the hub's own ids, as
+	// the channel found them in a token it minted (our Message-ID).
+	OwnRef       OwnRef
+	TicketNumber int64
+	NewTicket    bool
+	// AttachOnly stores the message only if it threads into an existing
+	// ticket; otherwise nothing is stored and IngestResult.Ignored is set
+	// (auto-replies never open a ticket: C07).
+	AttachOnly  bool
+	TeamID      *int64
+	Contact     ContactInput
+	Subject     string
+	Text        string
+	HTML        string
+	Quoted      string
+	QuotedHTML  string
+	Meta        map[string]string
+	AutoReply   bool
+	Attachments []*Attachment
+	At          time.Time
 }
 
 // IngestResult says what Ingest did.
@@ -50,7 +59,20 @@ type IngestResult struct {
 	// it moved a pending or solved ticket back to open.
 	Created  bool
 	Reopened bool
+	// Ignored is true when an AttachOnly record matched no ticket: nothing
+	// was stored, and Ticket and Message are nil.
+	Ignored bool
 }
+
+// OwnRef is a reference to an outbound message by the hub's ids.
+type OwnRef struct {
+	MessageID    int64
+	TicketNumber int64
+}
+
+// errIgnored rolls back the transaction of an AttachOnly record that
+// matched no ticket (so no contact is left behind either).
+var errIgnored = errors.New("store: attach-only message matched no ticket")
 
 // Ingest stores one inbound message in one transaction: dedup, contact,
 // ticket (threading), message, attachments, change feed (M2). A message
@@ -65,6 +87,9 @@ func (s *Store) Ingest(ctx context.Context, rec *InboundRecord) (*IngestResult, 
 			break
 		}
 	}
+	if errors.Is(err, errIgnored) {
+		return &IngestResult{Ignored: true}, nil
+	}
 	return res, err
 }
 
@@ -73,7 +98,7 @@ func (s *Store) ingestOnce(ctx context.Context, rec *InboundRecord) (*IngestResu
 	err := s.writeTx(ctx, func(ctx context.Context, tx *txn) error {
 		return s.ingestTx(ctx, tx, rec, res)
 	})
-	if errors.Is(err, errRace) {
+	if errors.Is(err, errRace) || errors.Is(err, errIgnored) {
 		return nil, err
 	}
 	if err != nil {
@@ -109,6 +134,16 @@ func (s *Store) ingestTx(ctx context.Context, tx *txn, rec *InboundRecord, res *
 		return err
 	}
 	res.Ticket, res.Created = t, created
+	meta := rec.Meta
+	if t.ContactID != c.ID {
+		// Threaded by message ids into another contact's ticket (a
+		// colleague answering in Cc): attached, and visibly so.
+		meta = make(map[string]string, len(rec.Meta)+1)
+		for k, v := range rec.Meta {
+			meta[k] = v
+		}
+		meta["other_contact"] = "true"
+	}
 	at := rec.At
 	if at.IsZero() {
 		at = s.now()
@@ -116,8 +151,8 @@ func (s *Store) ingestTx(ctx context.Context, tx *txn, rec *InboundRecord, res *
 	m := &Message{
 		InstanceID: rec.InstanceID, TicketID: t.ID, ChannelID: rec.ChannelID, Direction: DirIn,
 		ExternalID: rec.ExternalID, ContactID: &c.ID, AuthorName: authorName(c, rec.Contact),
-		Subject: rec.Subject, Text: rec.Text, HTML: rec.HTML, Meta: rec.Meta, AutoReply: rec.AutoReply,
-		CreatedAt: s.now(),
+		Subject: rec.Subject, Text: rec.Text, HTML: rec.HTML, Quoted: rec.Quoted, QuotedHTML: rec.QuotedHTML,
+		Meta: meta, AutoReply: rec.AutoReply, CreatedAt: s.now(),
 	}
 	if rec.ExternalID != "" {
 		key := rec.ExternalID
@@ -202,8 +237,12 @@ func authorName(c *Contact, in ContactInput) string {
 }
 
 // threadTicket finds the ticket an inbound message belongs to or creates
-// one: by conversation id, by thread key, by thread hints (ids of earlier
-// messages), by ticket number; else a new ticket.
+// one, in this order: by conversation id; by thread key; by the hub's own
+// reference (OwnRef); by thread hints (external ids of earlier messages,
+// most specific first); by ticket number (only the ticket's own contact:
+// a number is easy to guess or mistype); else a new ticket, unless the
+// record is AttachOnly. A closed ticket is final: a message threading
+// into one starts a new ticket.
 func (s *Store) threadTicket(ctx context.Context, tx *txn, rec *InboundRecord, c *Contact) (*Ticket, bool, error) {
 	if rec.NewTicket {
 		t, err := s.newTicket(ctx, tx, rec, c, "")
@@ -218,36 +257,15 @@ func (s *Store) threadTicket(ctx context.Context, tx *txn, rec *InboundRecord, c
 		if t.Status != StatusClosed {
 			return t, false, nil
 		}
-		// A closed conversation is final; the thread starts again.
 	}
-	if rec.ThreadKey != "" {
+	if rec.ThreadKey != "" && !rec.AttachOnly {
 		return s.openThread(ctx, tx, rec, c)
 	}
-	if len(rec.ThreadHints) > 0 {
-		var rows []struct {
-			TicketID   int64
-			ExternalID string
-		}
-		err := tx.NewSelect().Model((*Message)(nil)).Column("ticket_id", "external_id").
-			Where("channel_id = ? AND instance_id = ? AND external_id IN (?)", rec.ChannelID, rec.InstanceID, bun.List(rec.ThreadHints)).
-			Scan(ctx, &rows)
-		if err != nil {
-			return nil, false, err
-		}
-		for _, hint := range rec.ThreadHints {
-			for _, r := range rows {
-				if r.ExternalID != hint {
-					continue
-				}
-				t := new(Ticket)
-				if err := tx.NewSelect().Model(t).Where("id = ?", r.TicketID).Scan(ctx); err != nil {
-					return nil, false, err
-				}
-				if t.Status != StatusClosed {
-					return t, false, nil
-				}
-			}
-		}
+	if t, err := s.ticketByOwnRef(ctx, tx, rec); t != nil || err != nil {
+		return t, false, err
+	}
+	if t, err := s.ticketByHints(ctx, tx, rec); t != nil || err != nil {
+		return t, false, err
 	}
 	if rec.TicketNumber > 0 {
 		t := new(Ticket)
@@ -256,8 +274,66 @@ func (s *Store) threadTicket(ctx context.Context, tx *txn, rec *InboundRecord, c
 			return t, false, nil
 		}
 	}
+	if rec.AttachOnly {
+		return nil, false, errIgnored
+	}
 	t, err := s.newTicket(ctx, tx, rec, c, "")
 	return t, true, err
+}
+
+// ticketByOwnRef returns the open ticket of the outbound message the
+// record names by the hub's ids, if both ids agree.
+func (s *Store) ticketByOwnRef(ctx context.Context, tx *txn, rec *InboundRecord) (*Ticket, error) {
+	if rec.OwnRef.MessageID <= 0 || rec.OwnRef.TicketNumber <= 0 {
+		return nil, nil
+	}
+	t := new(Ticket)
+	err := tx.NewSelect().Model(t).
+		Join("JOIN messages AS m ON m.ticket_id = t.id").
+		Where("m.id = ? AND m.instance_id = ? AND m.direction = ? AND t.number = ? AND t.status <> ?",
+			rec.OwnRef.MessageID, rec.InstanceID, DirOut, rec.OwnRef.TicketNumber, StatusClosed).Scan(ctx)
+	if isNotFound(notFound(err, "")) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// ticketByHints returns the open ticket of the first hint that names a
+// stored message of the instance. Message-IDs are global, so hints are
+// looked up across the instance's channels: a reply to a web-form ticket
+// that left by email threads by the email's Message-ID.
+func (s *Store) ticketByHints(ctx context.Context, tx *txn, rec *InboundRecord) (*Ticket, error) {
+	if len(rec.ThreadHints) == 0 {
+		return nil, nil
+	}
+	var rows []struct {
+		TicketID   int64
+		ExternalID string
+	}
+	err := tx.NewSelect().Model((*Message)(nil)).Column("ticket_id", "external_id").
+		Where("instance_id = ? AND external_id IN (?)", rec.InstanceID, bun.List(rec.ThreadHints)).
+		Scan(ctx, &rows)
+	if err != nil {
+		return nil, err
+	}
+	for _, hint := range rec.ThreadHints {
+		for _, r := range rows {
+			if r.ExternalID != hint {
+				continue
+			}
+			t := new(Ticket)
+			if err := tx.NewSelect().Model(t).Where("id = ?", r.TicketID).Scan(ctx); err != nil {
+				return nil, err
+			}
+			if t.Status != StatusClosed {
+				return t, nil
+			}
+		}
+	}
+	return nil, nil
 }
 
 // openThread returns the open ticket of a thread key or creates it. The
