@@ -52,7 +52,7 @@ func (c *Connector) handleSubmit(w http.ResponseWriter, r *http.Request) {
 
 	// Every post counts, valid or not, so that probing costs as much as
 	// spamming; the limit is checked before the body is read.
-	if ok, wait := c.limiter.allow(clientKey(r, c.settings.TrustForwardedFor)); !ok {
+	if ok, wait := c.limiter.Allow(clientKey(r, c.settings.TrustForwardedFor)); !ok {
 		secs := int(wait / time.Second)
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
 		c.log.Debug("rate limited", "retry_after_s", secs)

@@ -1,73 +1,24 @@
 package webform
 
 import (
-	"math"
 	"net"
 	"net/http"
 	"net/netip"
 	"strings"
-	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/switchboard-hub/switchboard/connectors/internal/keyrate"
 )
 
-// limiter is a token bucket per client key. Buckets that have refilled are
-// swept once a minute, so memory follows the number of clients seen in about
-// the last minute rather than growing forever.
-type limiter struct {
-	limit rate.Limit
-	burst int
-	now   func() time.Time
-
-	mu        sync.Mutex
-	clients   map[string]*rate.Limiter
-	lastSweep time.Time
-}
-
-const sweepEvery = time.Minute
-
-func newLimiter(rl RateLimit, now func() time.Time) *limiter {
+// newLimiter is the per-client limiter of the settings; nil (allow all)
+// when disabled.
+func newLimiter(rl RateLimit, now func() time.Time) *keyrate.Limiter {
 	if rl.Disabled {
 		return nil
 	}
-	return &limiter{
-		limit:   rate.Limit(float64(rl.PerMinute) / 60),
-		burst:   rl.Burst,
-		now:     now,
-		clients: map[string]*rate.Limiter{},
-	}
-}
-
-// allow takes one token for key. When none is left it returns false and how
-// long until the next token, rounded up to whole seconds for Retry-After.
-// A nil limiter (disabled) allows everything.
-func (l *limiter) allow(key string) (bool, time.Duration) {
-	if l == nil {
-		return true, 0
-	}
-	now := l.now()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if now.Sub(l.lastSweep) >= sweepEvery {
-		for k, b := range l.clients {
-			if b.TokensAt(now) >= float64(l.burst) {
-				delete(l.clients, k)
-			}
-		}
-		l.lastSweep = now
-	}
-	b, ok := l.clients[key]
-	if !ok {
-		b = rate.NewLimiter(l.limit, l.burst)
-		l.clients[key] = b
-	}
-	if b.AllowN(now, 1) {
-		return true, 0
-	}
-	missing := 1 - b.TokensAt(now)
-	secs := math.Ceil(missing / float64(l.limit))
-	return false, time.Duration(max(secs, 1)) * time.Second
+	return keyrate.New(rate.Limit(float64(rl.PerMinute)/60), rl.Burst, now)
 }
 
 // clientKey names the client a request is charged to: its IP address, or

@@ -1,10 +1,8 @@
 package webform
 
 import (
-	"fmt"
 	"net/http/httptest"
 	"testing"
-	"time"
 )
 
 func TestClientKey(t *testing.T) {
@@ -37,42 +35,5 @@ func TestClientKey(t *testing.T) {
 				t.Errorf("clientKey = %q, want %q", got, tt.wantKey)
 			}
 		})
-	}
-}
-
-// TestLimiterBucketsAndSweep: buckets are per key, refill at the rate, and
-// refilled buckets are forgotten so memory stays bounded.
-func TestLimiterBucketsAndSweep(t *testing.T) {
-	clock := &fakeClock{t: time.Unix(1_700_000_000, 0)}
-	l := newLimiter(RateLimit{PerMinute: 6, Burst: 2}, clock.Now)
-	for _, key := range []string{"a", "b"} {
-		for i := range 2 {
-			if ok, _ := l.allow(key); !ok {
-				t.Fatalf("%s: request %d refused", key, i+1)
-			}
-		}
-	}
-	ok, wait := l.allow("a")
-	if ok || wait != 10*time.Second {
-		t.Fatalf("third request: ok=%v wait=%v, want refused for 10s", ok, wait)
-	}
-	clock.Advance(5 * time.Second)
-	if _, wait := l.allow("a"); wait != 5*time.Second {
-		t.Errorf("after 5 s: wait %v, want 5s", wait)
-	}
-	for i := range 100 {
-		l.allow(fmt.Sprintf("k%d", i))
-	}
-	clock.Advance(time.Minute)
-	l.allow("z") // sweeps
-	l.mu.Lock()
-	n := len(l.clients)
-	l.mu.Unlock()
-	if n != 1 {
-		t.Errorf("%d buckets after the sweep, want 1", n)
-	}
-	var disabled *limiter
-	if ok, _ := disabled.allow("x"); !ok {
-		t.Error("disabled limiter refused")
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/switchboard-hub/switchboard/connectors"
+	"github.com/switchboard-hub/switchboard/connectors/internal/keyrate"
 )
 
 // Kind is the channel kind of web forms.
@@ -29,7 +30,7 @@ type Connector struct {
 	settings  Settings
 	log       *slog.Logger
 	now       func() time.Time
-	limiter   *limiter
+	limiter   *keyrate.Limiter
 	pages     *template.Template
 	csp       string // Content-Security-Policy of the HTML pages
 
