@@ -60,7 +60,7 @@ func newRoot() *cobra.Command {
 	f.StringVar(&o.LogLevel, "log-level", env("SWITCHBOARD_LOG_LEVEL", "info"), "debug, info, warn or error (env SWITCHBOARD_LOG_LEVEL)")
 	f.BoolVar(&o.LogJSON, "log-json", env("SWITCHBOARD_LOG_JSON", "") == "1", "log JSON lines instead of text (env SWITCHBOARD_LOG_JSON=1)")
 	root.AddCommand(serveCommand(o), migrateCommand(o), versionCommand())
-	root.AddCommand(admincmd.Commands(o.openStore, registry())...)
+	root.AddCommand(admincmd.Commands(o.openStore, registry(nil))...)
 	return root
 }
 

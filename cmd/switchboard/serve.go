@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,6 +22,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/switchboard-hub/switchboard/connectors"
+	"github.com/switchboard-hub/switchboard/connectors/email"
 	"github.com/switchboard-hub/switchboard/connectors/livechat"
 	"github.com/switchboard-hub/switchboard/connectors/webform"
 	"github.com/switchboard-hub/switchboard/hub"
@@ -41,6 +43,10 @@ type serveOptions struct {
 	PublicURL     string
 	RedisPrefix   string
 	DebugAddr     string
+	SMTPAddr      string
+	SMTPHostname  string
+	SMTPTLSCert   string
+	SMTPTLSKey    string
 }
 
 func serveCommand(o *options) *cobra.Command {
@@ -63,6 +69,10 @@ instance under ./data, routing in-process. With --database postgres://… and
 	f.StringVar(&so.RedisPrefix, "redis-prefix", env("SWITCHBOARD_REDIS_PREFIX", "sb:"), "prefix of every Redis key and channel, to share one Redis between deployments (env SWITCHBOARD_REDIS_PREFIX)")
 	f.StringVar(&so.DebugAddr, "debug-addr", env("SWITCHBOARD_DEBUG_ADDR", ""), "serve Go's pprof profiles on this separate address, e.g. 127.0.0.1:6060; off when empty (env SWITCHBOARD_DEBUG_ADDR)")
 	f.StringVar(&so.PublicURL, "public-url", env("SWITCHBOARD_PUBLIC_URL", ""), "the URL users reach this node at, for printed links (env SWITCHBOARD_PUBLIC_URL)")
+	f.StringVar(&so.SMTPAddr, "smtp-addr", env("SWITCHBOARD_SMTP_ADDR", ""), "accept mail for email channels with inbound_smtp on this address, e.g. :25; off when empty (env SWITCHBOARD_SMTP_ADDR)")
+	f.StringVar(&so.SMTPHostname, "smtp-hostname", env("SWITCHBOARD_SMTP_HOSTNAME", ""), "the name the SMTP listener greets with; default: the host name (env SWITCHBOARD_SMTP_HOSTNAME)")
+	f.StringVar(&so.SMTPTLSCert, "smtp-tls-cert", env("SWITCHBOARD_SMTP_TLS_CERT", ""), "certificate (PEM) for STARTTLS on the SMTP listener (env SWITCHBOARD_SMTP_TLS_CERT)")
+	f.StringVar(&so.SMTPTLSKey, "smtp-tls-key", env("SWITCHBOARD_SMTP_TLS_KEY", ""), "private key (PEM) for STARTTLS on the SMTP listener (env SWITCHBOARD_SMTP_TLS_KEY)")
 	return cmd
 }
 
@@ -75,11 +85,13 @@ func envDuration(name string, def time.Duration) time.Duration {
 	return def
 }
 
-// registry lists the channel kinds this binary carries.
-func registry() *connectors.Registry {
+// registry lists the channel kinds this binary carries. smtp is the
+// node's inbound SMTP listener, nil when it has none.
+func registry(smtp *email.SMTPServer) *connectors.Registry {
 	r := connectors.NewRegistry()
 	must(r.Register(livechat.Kind, livechat.Factory))
 	must(r.Register(webform.Kind, webform.Factory))
+	must(r.Register(email.Kind, email.NewFactory(email.Options{SMTPServer: smtp})))
 	return r
 }
 
@@ -135,7 +147,11 @@ func serve(ctx context.Context, o *serveOptions) error {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	conns := registry()
+	smtpSrv, smtpLn, err := o.smtpListener(log)
+	if err != nil {
+		return err
+	}
+	conns := registry(smtpSrv)
 	h, err := hub.New(hub.Deps{Store: st, Router: router, Bus: bus, Blobs: blobs, Connectors: conns, Logger: log, Metrics: reg}, hub.Config{})
 	if err != nil {
 		return err
@@ -192,8 +208,16 @@ func serve(ctx context.Context, o *serveOptions) error {
 	if o.DebugAddr != "" {
 		go serveDebug(o.DebugAddr, log)
 	}
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
+	if smtpSrv != nil {
+		log.Info("smtp listener", "addr", smtpLn.Addr().String())
+		go func() {
+			if err := smtpSrv.Serve(smtpLn); err != nil && !errors.Is(err, net.ErrClosed) {
+				errc <- fmt.Errorf("smtp listener: %w", err)
+			}
+		}()
+	}
 	select {
 	case err := <-errc:
 		return fmt.Errorf("http server: %w", err)
@@ -206,12 +230,42 @@ func serve(ctx context.Context, o *serveOptions) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(sctx)
+	if smtpSrv != nil {
+		_ = smtpSrv.Close()
+	}
 	gw.Shutdown(sctx)
 	stopLoops()
 	h.Wait(sctx)
 	h.DispatchNow(sctx)
 	log.Info("stopped")
 	return nil
+}
+
+// smtpListener opens the node's inbound SMTP listener when --smtp-addr is
+// set.
+func (o *serveOptions) smtpListener(log *slog.Logger) (*email.SMTPServer, net.Listener, error) {
+	if o.SMTPAddr == "" {
+		return nil, nil, nil
+	}
+	cfg := email.SMTPServerConfig{Domain: o.SMTPHostname, Logger: log}
+	if cfg.Domain == "" {
+		cfg.Domain, _ = os.Hostname()
+	}
+	switch {
+	case o.SMTPTLSCert != "" && o.SMTPTLSKey != "":
+		cert, err := tls.LoadX509KeyPair(o.SMTPTLSCert, o.SMTPTLSKey)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--smtp-tls-cert/--smtp-tls-key: %w", err)
+		}
+		cfg.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	case o.SMTPTLSCert != "" || o.SMTPTLSKey != "":
+		return nil, nil, errors.New("--smtp-tls-cert and --smtp-tls-key go together")
+	}
+	ln, err := net.Listen("tcp", o.SMTPAddr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--smtp-addr: listen on %s: %w", o.SMTPAddr, err)
+	}
+	return email.NewSMTPServer(cfg), ln, nil
 }
 
 // serveDebug serves pprof on its own listener, never on the public one.

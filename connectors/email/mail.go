@@ -122,16 +122,17 @@ func newMessageID(domain string, ticketNumber, messageID int64, idempotencyKey s
 	return fmt.Sprintf("sb-%d-%d.%s@%s", ticketNumber, messageID, hex.EncodeToString(sum[:5]), domain)
 }
 
-// parseOwnMessageID returns the ticket number of one of our Message-IDs
+// parseOwnMessageID returns the hub's ids in one of our Message-IDs
 // (without angle brackets) for domain.
-func parseOwnMessageID(id, domain string) (ticketNumber int64, ok bool) {
+func parseOwnMessageID(id, domain string) (ref connectors.OwnRef, ok bool) {
 	m := ownMessageID.FindStringSubmatch(id)
 	if m == nil || !strings.EqualFold(m[4], domain) {
-		return 0, false
+		return ref, false
 	}
-	n, err := strconv.ParseInt(m[1], 10, 64)
-	if err != nil || n <= 0 {
-		return 0, false
+	n, err1 := strconv.ParseInt(m[1], 10, 64)
+	mid, err2 := strconv.ParseInt(m[2], 10, 64)
+	if err1 != nil || err2 != nil || n <= 0 || mid <= 0 {
+		return ref, false
 	}
-	return n, true
+	return connectors.OwnRef{TicketNumber: n, MessageID: mid}, true
 }

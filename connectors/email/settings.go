@@ -53,7 +53,8 @@ type Settings struct {
 	// SMTP listener (serve --smtp-addr). Default false.
 	InboundSMTP bool `json:"inbound_smtp,omitempty"`
 	// SMTP is the relay replies are sent through. Without it the channel
-	// receives only, and replies wait visibly in the outbox.
+	// receives only: a reply to one of its tickets fails at once, with
+	// that reason shown to the agent.
 	SMTP *SMTPSettings `json:"smtp,omitempty"`
 }
 
