@@ -86,7 +86,11 @@ func (h *Hub) attempt(ctx context.Context, it *store.OutboxItem) store.OutboxRes
 		if st == "" {
 			st = string(connectors.DeliverySent)
 		}
-		return store.OutboxResult{Sent: true, ExternalID: sr.ExternalID, State: st}
+		res := store.OutboxResult{Sent: true, ExternalID: sr.ExternalID, State: st}
+		if sender != rc {
+			res.ViaChannelID = sender.ch.ID
+		}
+		return res
 	}
 	class := connectors.ClassOf(err)
 	h.metrics.outbound.WithLabelValues(sender.ch.Kind, class.String()).Inc()

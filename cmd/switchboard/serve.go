@@ -184,6 +184,7 @@ func serve(ctx context.Context, o *serveOptions) error {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.Handle("/channels/{channel}/{path...}", h.ChannelHandler())
 	mux.Handle("/agent/ws", gw)
+	mux.Handle("GET /agent/attachments/{id}", gateway.AttachmentHandler(h, log))
 	mountExtras(mux, h, st, conns, opToken, log)
 
 	ln, err := net.Listen("tcp", o.Addr)

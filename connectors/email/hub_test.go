@@ -25,6 +25,7 @@ import (
 
 	"github.com/switchboard-hub/switchboard/connectors"
 	"github.com/switchboard-hub/switchboard/connectors/email"
+	"github.com/switchboard-hub/switchboard/connectors/webform"
 	"github.com/switchboard-hub/switchboard/hub"
 	"github.com/switchboard-hub/switchboard/hub/blob"
 	"github.com/switchboard-hub/switchboard/hub/routing"
@@ -71,6 +72,9 @@ func newHubFixture(t *testing.T, dsn string) *hubFixture {
 
 	reg := connectors.NewRegistry()
 	if err := reg.Register(email.Kind, email.NewFactory(email.Options{SMTPServer: srv})); err != nil {
+		t.Fatal(err)
+	}
+	if err := reg.Register(webform.Kind, webform.Factory); err != nil {
 		t.Fatal(err)
 	}
 	bus := memroute.NewBus()
@@ -378,6 +382,52 @@ func TestHubReplyRoundTrip(t *testing.T) {
 		}
 		if ms := f.messages(t, tk.ID); len(ms) != 3 || ms[2].Text != "Merci !" {
 			t.Fatalf("answer not threaded: %d messages", len(ms))
+		}
+	})
+}
+
+// Web-form tickets have no channel of their own to answer on: the reply
+// leaves by the instance's email channel, is recorded there, and the
+// customer's answer (or a bounce) finds it by its Message-ID.
+func TestHubWebFormRepliesByEmail(t *testing.T) {
+	hubStacks(t, func(t *testing.T, f *hubFixture) {
+		ctx := context.Background()
+		form := store.Channel{ID: "acme-form", InstanceID: hubInstance, Kind: string(webform.Kind), Name: "Contact form", Enabled: true}
+		if err := f.st.CreateChannel(ctx, &form); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.h.StartChannel(ctx, form); err != nil {
+			t.Fatal(err)
+		}
+		res, err := f.st.Ingest(ctx, &store.InboundRecord{InstanceID: hubInstance, ChannelID: form.ID, ExternalID: "sub-1", NewTicket: true,
+			Contact: store.ContactInput{ExternalID: "lin.wei@example.org", Email: "lin.wei@example.org", DisplayName: "林伟"},
+			Subject: "Order DD-118", Text: "Where is my order?"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := f.reply(t, res.Ticket.ID, "It ships today.")
+		if out.State != "sent" || out.ChannelID != f.channel {
+			t.Fatalf("reply: state %q on channel %q (%s)", out.State, out.ChannelID, out.StateReason)
+		}
+		if got := f.relay.last(t); len(got.to) != 1 || got.to[0] != "lin.wei@example.org" {
+			t.Fatalf("sent to %v", got.to)
+		}
+		answer := fmt.Sprintf("From: lin.wei@example.org\nTo: support@example.com\nSubject: Re: Order DD-118\nMessage-ID: <lw-2@example.org>\nIn-Reply-To: <%s>\n\nThank you.\n", out.ExternalID)
+		f.receive(t, []byte(answer), "support@example.com")
+		if ts := f.tickets(t); len(ts) != 1 {
+			t.Fatalf("the answer opened a new ticket (%d tickets)", len(ts))
+		}
+		bounce := fmt.Sprintf("From: MAILER-DAEMON@mx.example.org\nTo: support@example.com\nReturn-Path: <>\nSubject: Undelivered Mail\n"+
+			"MIME-Version: 1.0\nContent-Type: multipart/report; report-type=delivery-status; boundary=b\n\n--b\nContent-Type: text/plain\n\nFailed.\n"+
+			"--b\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; mx.example.org\n\nFinal-Recipient: rfc822; lin.wei@example.org\nAction: failed\nStatus: 5.2.2\nDiagnostic-Code: smtp; 552 mailbox full\n"+
+			"--b\nContent-Type: text/rfc822-headers\n\nMessage-ID: <%s>\nTo: lin.wei@example.org\n--b--\n", out.ExternalID)
+		f.receive(t, []byte(bounce), "support@example.com")
+		m, err := f.st.Message(ctx, hubInstance, out.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.State != "failed" || !strings.Contains(m.StateReason, "5.2.2") {
+			t.Fatalf("after the bounce: %q %q", m.State, m.StateReason)
 		}
 	})
 }

@@ -136,6 +136,12 @@ func TestNoMarkupSinks(t *testing.T) {
 	if strings.Contains(code, "allow-scripts") || strings.Contains(code, "allow-same-origin") {
 		t.Error("console.js grants the sandbox something")
 	}
+	// The one link the script builds is to an object URL of downloaded
+	// attachment bytes; no string from the server becomes a URL.
+	if n := strings.Count(code, "setAttribute('href'"); n != 1 || !strings.Contains(code, "const url = URL.createObjectURL(await fetchAttachment(") ||
+		!strings.Contains(code, "link.setAttribute('href', url);") {
+		t.Errorf("console.js sets href %d times, or to something other than an attachment's object URL", n)
+	}
 	// The token never goes into a URL.
 	if regexp.MustCompile(`(?i)[?&](token|access_token)=`).MatchString(code) {
 		t.Error("console.js builds a URL with a token parameter")

@@ -131,6 +131,7 @@ func newEnv(t *testing.T, o envOpts) *env {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/agent/ws", e.gw)
+	mux.Handle("GET /agent/attachments/{id}", AttachmentHandler(e.h, log))
 	e.srv = httptest.NewUnstartedServer(mux)
 	if o.smallBuffers {
 		e.srv.Listener = smallBufListener{e.srv.Listener}

@@ -47,6 +47,11 @@ type OutboxResult struct {
 	Sent       bool
 	ExternalID string
 	State      string // delivery state after a successful send
+	// ViaChannelID is the channel the message left through when it is not
+	// the message's own (web-form replies leave by email). The message is
+	// then recorded on that channel, where its provider id belongs: a
+	// bounce or an answer to it finds it there.
+	ViaChannelID string
 	// Retry at RetryAt; otherwise (not Sent) the item is dead.
 	Retry   bool
 	RetryAt time.Time
@@ -71,6 +76,9 @@ func (s *Store) FinishOutbox(ctx context.Context, it *OutboxItem, r OutboxResult
 			it.State = OutboxSent
 			it.Attempts++
 			m.ExternalID = r.ExternalID
+			if r.ViaChannelID != "" {
+				m.ChannelID = r.ViaChannelID
+			}
 			if advances(m.State, r.State) {
 				m.State = r.State
 			}
@@ -90,7 +98,7 @@ func (s *Store) FinishOutbox(ctx context.Context, it *OutboxItem, r OutboxResult
 		if _, err := tx.NewUpdate().Model(it).Column("state", "attempts", "next_attempt_at", "locked_until", "last_error", "updated_at").WherePK().Exec(ctx); err != nil {
 			return err
 		}
-		if _, err := tx.NewUpdate().Model(m).Column("external_id", "state", "state_reason").WherePK().Exec(ctx); err != nil {
+		if _, err := tx.NewUpdate().Model(m).Column("channel_id", "external_id", "state", "state_reason").WherePK().Exec(ctx); err != nil {
 			return err
 		}
 		return s.addChange(ctx, tx, &Ticket{ID: m.TicketID, InstanceID: m.InstanceID}, ChangeState, m)

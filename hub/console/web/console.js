@@ -14,7 +14,10 @@
 //     (no remote images). Plain text is the default because it cannot go
 //     wrong; the sandbox is the second wall if the sanitizer ever misses.
 //   - The agent token lives in sessionStorage (gone when the tab closes)
-//     and is sent only in the auth frame, never in a URL.
+//     and is sent only in the auth frame and the Authorization header of
+//     attachment downloads, never in a URL.
+//   - Inline mail images (cid:) are fetched with the token and put into
+//     the formatted view as data: URLs; nothing else is loaded there.
 'use strict';
 
 (function () {
@@ -704,18 +707,33 @@
     li.dataset.messageId = String(m.id);
     if (m.subject) li.append(el('div', 'msg-subject', m.subject));
     li.append(el('div', 'msg-text', m.text || ''));
-    if (m.attachments && m.attachments.length) {
-      li.append(el('ul', 'msg-attachments', ...m.attachments.map((a) =>
-        el('li', '', (a.filename || 'attachment') + (a.size ? ' (' + a.size + ' bytes)' : '')))));
+    if (m.quoted) {
+      // The quoted history and signature of a mail reply: kept, collapsed.
+      const d = el('details', 'msg-quoted', el('summary', '', 'Quoted text'), el('div', 'msg-quoted-text', m.quoted));
+      li.append(d);
     }
-    if (m.meta && m.meta.truncated === 'true') {
+    if (m.attachments && m.attachments.length) {
+      li.append(el('ul', 'msg-attachments', ...m.attachments.map(attachmentItem)));
+    }
+    const meta = m.meta || {};
+    if (meta.truncated === 'true') {
       li.append(el('div', 'msg-note-line muted', 'This message was too long and was cut.'));
+    }
+    if (m.auto_reply) {
+      li.append(el('div', 'msg-note-line muted msg-auto',
+        'Automatic reply' + (meta.auto_reply ? ' (' + meta.auto_reply + ')' : '') + ': it does not reopen the ticket or ask for an agent.'));
+    }
+    if (meta.other_contact === 'true') {
+      li.append(el('div', 'msg-note-line msg-other-contact', 'From another person than the ticket\'s contact.'));
+    }
+    if (meta.parse_warnings) {
+      li.append(el('div', 'msg-note-line muted', 'Parts of this mail could not be read: ' + meta.parse_warnings));
     }
     if (kind === 'out') li.append(deliveryLine(m));
     if (m.html) {
       const b = el('button', 'msg-formatted', 'Show formatted');
       b.type = 'button';
-      b.addEventListener('click', () => toggleFormatted(li, b, m.html));
+      b.addEventListener('click', () => toggleFormatted(li, b, m));
       li.append(b);
     }
     return li;
@@ -729,22 +747,86 @@
     return d;
   }
 
+  function attachmentItem(a) {
+    const label = (a.filename || 'attachment') + (a.size ? ' (' + a.size + ' bytes)' : '');
+    const li = el('li', '');
+    if (a.meta && a.meta.not_stored) {
+      li.append(el('span', 'muted', label + ': not stored, ' + a.meta.not_stored));
+      return li;
+    }
+    const b = el('button', 'link-button attachment-download', label);
+    b.type = 'button';
+    b.addEventListener('click', () => downloadAttachment(a, b));
+    li.append(b);
+    return li;
+  }
+
+  // fetchAttachment reads an attachment's bytes with the agent token.
+  async function fetchAttachment(id) {
+    const resp = await fetch('/agent/attachments/' + Number(id), {headers: {Authorization: 'Bearer ' + S.token}});
+    if (!resp.ok) throw new Error((await resp.text()).trim() || resp.statusText);
+    return resp.blob();
+  }
+
+  async function downloadAttachment(a, button) {
+    try {
+      const url = URL.createObjectURL(await fetchAttachment(a.id));
+      const link = document.createElement('a');
+      link.setAttribute('href', url); // an object URL of bytes we fetched, nothing from the server's text
+      link.download = a.filename || 'attachment';
+      document.body.append(link);
+      link.click();
+      link.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 60000);
+    } catch (err) {
+      setText(button, (a.filename || 'attachment') + ': ' + err.message);
+    }
+  }
+
+  function dataURL(blob) {
+    return new Promise((resolve, reject) => {
+      const r = new FileReader();
+      r.onload = () => resolve(r.result);
+      r.onerror = () => reject(r.error);
+      r.readAsDataURL(blob);
+    });
+  }
+
+  // inlineImages replaces cid: references of a mail's HTML with the inline
+  // images' bytes as data: URLs; the page's CSP allows no other source.
+  async function inlineImages(html, attachments) {
+    for (const a of attachments || []) {
+      if (!a.content_id || !html.includes('cid:' + a.content_id)) continue;
+      try {
+        const url = await dataURL(await fetchAttachment(a.id));
+        if (!/^data:image\/(png|jpeg|gif|webp);base64,/.test(url)) continue;
+        html = html.split('cid:' + a.content_id).join(url);
+      } catch (err) {
+        // The image stays missing; the text of the message is what matters.
+      }
+    }
+    return html;
+  }
+
   // toggleFormatted shows the sanitized HTML in a sandboxed iframe:
   // sandbox="" grants nothing (no scripts, no same origin, no forms, no
   // popups, no top navigation), srcdoc keeps it off the network.
-  function toggleFormatted(li, button, html) {
+  async function toggleFormatted(li, button, m) {
     const old = li.querySelector('iframe.msg-html');
     if (old) {
       old.remove();
       setText(button, 'Show formatted');
       return;
     }
+    if (button.disabled) return;
+    button.disabled = true;
     const f = document.createElement('iframe');
     f.setAttribute('sandbox', '');
     f.setAttribute('referrerpolicy', 'no-referrer');
     f.setAttribute('title', 'Formatted message');
     f.className = 'msg-html';
-    f.srcdoc = html;
+    f.srcdoc = await inlineImages(m.html, m.attachments);
+    button.disabled = false;
     li.append(f);
     setText(button, 'Hide formatted');
   }
