@@ -1,17 +1,15 @@
 package webform
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"maps"
 	"net/url"
-	"reflect"
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/switchboard-hub/switchboard/connectors/internal/jsonsettings"
 )
 
 // Settings is the channel's JSON configuration (connectors.Config.Settings).
@@ -101,97 +99,13 @@ var fieldNameRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,39}$`)
 // Errors name the offending field as "settings.<field>".
 func decodeSettings(raw json.RawMessage) (Settings, error) {
 	var s Settings
-	if len(bytes.TrimSpace(raw)) > 0 && !bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
-		if err := unknownFields(raw, reflect.TypeFor[Settings](), "settings"); err != nil {
-			return Settings{}, err
-		}
-		dec := json.NewDecoder(bytes.NewReader(raw))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&s); err != nil {
-			return Settings{}, settingsDecodeError(err)
-		}
-		if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-			return Settings{}, errors.New("settings: unexpected data after the JSON object")
-		}
+	if err := jsonsettings.Decode(raw, &s); err != nil {
+		return Settings{}, err
 	}
 	if err := s.normalize(); err != nil {
 		return Settings{}, err
 	}
 	return s, nil
-}
-
-// settingsDecodeError turns encoding/json errors into messages that name the
-// field in the settings' own spelling.
-func settingsDecodeError(err error) error {
-	var typeErr *json.UnmarshalTypeError
-	var syntaxErr *json.SyntaxError
-	switch {
-	case errors.As(err, &typeErr):
-		field := typeErr.Field
-		if field == "" {
-			return fmt.Errorf("settings: must be a JSON object, not %s: %w", typeErr.Value, err)
-		}
-		return fmt.Errorf("settings.%s: must be %s, not %s: %w", field, jsonTypeName(typeErr.Type.Kind().String()), typeErr.Value, err)
-	case errors.As(err, &syntaxErr):
-		return fmt.Errorf("settings: invalid JSON at byte %d: %w", syntaxErr.Offset, err)
-	}
-	return fmt.Errorf("settings: invalid JSON: %w", err)
-}
-
-// unknownFields reports the first member of raw, at any depth, that the
-// settings type does not have, with its full path. encoding/json's own
-// check names only the member, not where it is, and matches names without
-// regard to case; this one is exact.
-func unknownFields(raw json.RawMessage, t reflect.Type, path string) error {
-	switch t.Kind() {
-	case reflect.Struct:
-		var members map[string]json.RawMessage
-		if json.Unmarshal(raw, &members) != nil {
-			return nil // not an object: the decoder reports the type error
-		}
-		known := map[string]reflect.Type{}
-		for i := range t.NumField() {
-			f := t.Field(i)
-			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-			known[name] = f.Type
-		}
-		for _, k := range slices.Sorted(maps.Keys(members)) {
-			ft, ok := known[k]
-			if !ok {
-				return fmt.Errorf("%s.%s: unknown field", path, k)
-			}
-			if err := unknownFields(members[k], ft, path+"."+k); err != nil {
-				return err
-			}
-		}
-	case reflect.Slice:
-		var items []json.RawMessage
-		if json.Unmarshal(raw, &items) != nil {
-			return nil
-		}
-		for i, it := range items {
-			if err := unknownFields(it, t.Elem(), fmt.Sprintf("%s[%d]", path, i)); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-func jsonTypeName(kind string) string {
-	switch kind {
-	case "string":
-		return "a string"
-	case "bool":
-		return "true or false"
-	case "slice":
-		return "a list"
-	case "struct", "map":
-		return "an object"
-	case "int", "int64":
-		return "a whole number"
-	}
-	return "a number"
 }
 
 // normalize validates s and fills its defaults.

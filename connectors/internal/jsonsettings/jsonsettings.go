@@ -59,7 +59,7 @@ func decodeError(err error) error {
 	case errors.As(err, &syntaxErr):
 		return fmt.Errorf("settings: invalid JSON at byte %d: %w", syntaxErr.Offset, err)
 	}
-	return fmt.Errorf("settings: %w", err)
+	return fmt.Errorf("settings: invalid JSON: %w", err)
 }
 
 // unknownFields reports the first member of raw, at any depth, that type t
@@ -142,7 +142,7 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 		return &json.UnmarshalTypeError{Value: "non-string", Type: reflect.TypeFor[Duration]()}
 	}
 	v, err := time.ParseDuration(s)
-	if err != nil {
+	if err != nil || v < 0 {
 		return fmt.Errorf("%q is not a duration such as \"30s\" or \"5m\"", s)
 	}
 	*d = Duration(v)
