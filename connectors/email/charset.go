@@ -173,6 +173,10 @@ func decodeCharset(label string, b []byte) (text, warning string) {
 		if !isASCII(b) && utf8.Valid(b) && cs.name != "utf-16le" && cs.name != "utf-16be" && cs.name != "utf-16" {
 			return string(b), "text labelled " + cs.name + " is UTF-8: read as UTF-8"
 		}
+		if cs.name == "windows-1252" {
+			// Also the five bytes the decoder leaves undefined.
+			return decodeWindows1252(b), ""
+		}
 		s, ok := decodeWith(cs.enc, b)
 		if ok {
 			return s, ""
@@ -222,6 +226,15 @@ func utf8OrWindows1252(b []byte) string {
 		}
 		sb.Write(b[:size])
 		b = b[size:]
+	}
+	return sb.String()
+}
+
+func decodeWindows1252(b []byte) string {
+	var sb strings.Builder
+	sb.Grow(len(b))
+	for _, c := range b {
+		sb.WriteRune(windows1252Rune(c))
 	}
 	return sb.String()
 }

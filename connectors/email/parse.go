@@ -286,7 +286,7 @@ func parseAddresses(v, fallback string) []Address {
 		return "=?utf-8?b?" + base64.StdEncoding.EncodeToString([]byte(s)) + "?="
 	})
 	var out []Address
-	if list, err := (&mail.AddressParser{}).ParseList(pre); err == nil {
+	if list, err := (&mail.AddressParser{}).ParseList(pre); err == nil && !misreadList(list, pre) {
 		for _, a := range list {
 			bare := normalizeMailAddr(a.Address)
 			addr := Address{Name: cleanName(decodeHeaderText(a.Name, fallback), bare), Addr: bare}
@@ -297,11 +297,23 @@ func parseAddresses(v, fallback string) []Address {
 		return out
 	}
 	for _, piece := range splitAddressList(pre) {
-		if a, ok := looseAddress(piece, fallback); ok {
-			out = append(out, a)
-		}
+		out = append(out, looseAddresses(piece, fallback)...)
 	}
 	return out
+}
+
+// misreadList reports a net/mail result that took an address for a
+// display name: "a@example.org b@example.org" with the comma missing.
+func misreadList(list []*mail.Address, raw string) bool {
+	if strings.Contains(raw, "<") {
+		return false
+	}
+	for _, a := range list {
+		if bareAddr.MatchString(a.Name) {
+			return true
+		}
+	}
+	return false
 }
 
 // splitAddressList splits on commas and semicolons outside quotes,
@@ -348,8 +360,26 @@ var (
 	comment   = regexp.MustCompile(`\(([^()]*)\)`)
 )
 
-func looseAddress(piece, fallback string) (Address, bool) {
+func looseAddresses(piece, fallback string) []Address {
 	piece = strings.TrimSpace(piece)
+	if !strings.Contains(piece, "<") {
+		if all := bareAddr.FindAllString(piece, -1); len(all) > 1 {
+			var out []Address
+			for _, a := range all {
+				if a = normalizeMailAddr(a); a != "" {
+					out = append(out, Address{Addr: a})
+				}
+			}
+			return out
+		}
+	}
+	if a, ok := looseAddress(piece, fallback); ok {
+		return []Address{a}
+	}
+	return nil
+}
+
+func looseAddress(piece, fallback string) (Address, bool) {
 	// Group syntax "name: a@x" keeps the address.
 	if i := strings.IndexByte(piece, ':'); i >= 0 && !strings.Contains(piece[:i], "@") && !strings.ContainsAny(piece[:i], `"<`) {
 		piece = strings.TrimSpace(piece[i+1:])
@@ -826,6 +856,9 @@ func (p *mailParser) readTNEF(data []byte) {
 	if msg == nil {
 		return
 	}
+	for _, name := range msg.Lost {
+		p.warnf("winmail.dat: the file %q could not be extracted (it stays inside winmail.dat)", sanitizeFilename(name))
+	}
 	for _, a := range msg.Attachments {
 		p.attachIndex++
 		name := sanitizeFilename(a.Name)
@@ -1206,7 +1239,7 @@ func (p *mailParser) finish() {
 	m.MessageID = cleanText(m.MessageID)
 	for _, ids := range [][]string{m.InReplyTo, m.References, m.DeliveredTo, m.Warnings} {
 		for i := range ids {
-			ids[i] = cleanText(ids[i])
+			ids[i] = cleanHeaderText(cleanText(ids[i]))
 		}
 	}
 }
@@ -1239,6 +1272,13 @@ func cleanBody(s string) string {
 	s = cleanText(s)
 	s = strings.ReplaceAll(s, "\r\n", "\n")
 	s = strings.ReplaceAll(s, "\r", "\n")
+	// Control characters other than tab and newline are binary debris.
+	s = strings.Map(func(r rune) rune {
+		if (r < 0x20 && r != '\t' && r != '\n') || r == 0x7f {
+			return -1
+		}
+		return r
+	}, s)
 	s = strings.TrimRight(s, " \t\n")
 	for {
 		i := strings.IndexByte(s, '\n')

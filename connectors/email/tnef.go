@@ -55,6 +55,7 @@ const (
 type tnefMessage struct {
 	Body        string // plain-text body, "" when the TNEF has none
 	Attachments []tnefAttachment
+	Lost        []string // names of attachments whose bytes could not be read
 }
 
 type tnefAttachment struct {
@@ -127,8 +128,14 @@ type tnefDecoder struct {
 }
 
 func (d *tnefDecoder) closeAttachment() {
-	if d.cur != nil && (d.cur.Data != nil || d.cur.Name != "") {
+	switch {
+	case d.cur == nil:
+	case d.cur.Data != nil:
 		d.msg.Attachments = append(d.msg.Attachments, *d.cur)
+	case d.cur.Name != "":
+		// Named but without its bytes (a cut stream, an embedded
+		// message): say so rather than show an empty file.
+		d.msg.Lost = append(d.msg.Lost, d.cur.Name)
 	}
 	d.cur, d.curLong = nil, false
 }
