@@ -90,6 +90,17 @@ type Source struct {
 	Via     string // "imap" or "smtp"
 	Mailbox string // IMAP mailbox
 	UID     uint32 // IMAP UID
+	// UIDValidity is the IMAP mailbox's UIDVALIDITY, which with UID names
+	// the message on the server.
+	UIDValidity uint32
+	// InternalDate is the IMAP INTERNALDATE (when the server received the
+	// mail); zero when unknown.
+	InternalDate time.Time
+	// Oversize is set (to the message's RFC822.SIZE) when the message was
+	// larger than the channel's limit: raw is then only its header with a
+	// plain-text note as the body, and the full message stays on the
+	// server.
+	Oversize int64
 	// Recipients are the SMTP envelope recipients (RCPT TO) of this
 	// channel, which tell the plus-address even when To does not.
 	Recipients []string

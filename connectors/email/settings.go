@@ -91,6 +91,10 @@ type IMAPSettings struct {
 	// IdleRestart ends and restarts IDLE this often (servers drop idle
 	// connections after 30 minutes, RFC 2177). Default 25m.
 	IdleRestart Duration `json:"idle_restart,omitempty"`
+	// InitialSync is what the first read of a mailbox takes in (no cursor
+	// yet, or a new UIDVALIDITY): "all" (the default) takes every message;
+	// "unseen" skips messages that already have \Seen.
+	InitialSync string `json:"initial_sync,omitempty"`
 }
 
 // SMTPSettings is the outgoing relay.
@@ -122,6 +126,12 @@ const (
 	DefaultPollInterval    = 60 * time.Second
 	DefaultIdleRestart     = 25 * time.Minute
 	minPollInterval        = 5 * time.Second
+)
+
+// Initial sync modes of IMAPSettings.InitialSync.
+const (
+	InitialSyncAll    = "all"
+	InitialSyncUnseen = "unseen"
 )
 
 // Security modes.
@@ -264,6 +274,13 @@ func (s *IMAPSettings) normalize() error {
 		s.IdleRestart = Duration(DefaultIdleRestart)
 	case s.IdleRestart.D() < time.Second:
 		return fmt.Errorf("settings.imap.idle_restart: %s is too short", s.IdleRestart.D())
+	}
+	switch s.InitialSync {
+	case "":
+		s.InitialSync = InitialSyncAll
+	case InitialSyncAll, InitialSyncUnseen:
+	default:
+		return fmt.Errorf("settings.imap.initial_sync: %q is not one of all, unseen", s.InitialSync)
 	}
 	return nil
 }
