@@ -12,9 +12,10 @@ import (
 
 // Reply is a mail body split into what the sender wrote now and what they
 // quoted or signed. Agents are shown Text (or HTML); Quoted and QuotedHTML
-// are kept with the message and shown collapsed (C05). Nothing is lost:
-// Text and Quoted together hold every word of the plain-text body, HTML
-// and QuotedHTML every word of the HTML body.
+// are kept with the message and shown collapsed (C05). Nothing is lost
+// (M2: every message is kept whole): Text and Quoted together hold every
+// word of the plain-text body, HTML and QuotedHTML every word of the HTML
+// body.
 type Reply struct {
 	// Text is the new plain text, without surrounding blank lines; its
 	// inner line breaks are those of the input.
@@ -81,30 +82,40 @@ var replySeparator = regexp.MustCompile(`(?i)^(-{2,}\s*(original message|ursprü
 // bold as "*From:*" when HTML was turned into text. French puts a space
 // before the colon.
 var (
-	replyHeaderFrom  = regexp.MustCompile(`^\*{0,2}(From|Van|Von|De|Da)\*{0,2} ?:\*{0,2}(\s|$)`)
-	replyHeaderOther = regexp.MustCompile(`^\*{0,2}(Sent|Date|To|Cc|CC|Subject|Verzonden|Datum|Aan|Onderwerp|Gesendet|An|Betreff|Envoyé|Date d'envoi|À|A|Objet|Enviado|Enviado el|Fecha|Para|Asunto)\*{0,2} ?:`)
+	replyHeaderFrom    = regexp.MustCompile(`^\*{0,2}(From|Van|Von|De|Da)\*{0,2} ?:\*{0,2}(\s|$)`)
+	replyHeaderSubject = regexp.MustCompile(`^\*{0,2}(Subject|Onderwerp|Betreff|Objet|Asunto)\*{0,2} ?:`)
+	replyHeaderOther   = regexp.MustCompile(`^\*{0,2}(Sent|Date|To|Cc|CC|Subject|Verzonden|Datum|Aan|Onderwerp|Gesendet|An|Betreff|Envoyé|Date d'envoi|À|Objet|Enviado|Enviado el|Fecha|Para|Asunto)\*{0,2} ?:`)
 )
 
 // replyFooter matches the one-line footers mobile and desktop mail apps
-// add under the text. Device names are listed, not guessed: "Sent from my
-// office, the file is attached" is new text.
+// add under the text. Devices and their model words are listed, not
+// guessed: "Sent from my office" and "Sent from my phone, the file is
+// attached" are new text.
 var replyFooter = regexp.MustCompile(`(?i)^(` +
-	`sent from my (iphone|ipad|ipod|android( phone| device)?|blackberry|mobile( device| phone)?|phone|smartphone|samsung|galaxy|huawei|xiaomi|pixel)[\w .,'-]{0,40}` +
+	`sent from my (iphone|ipad|ipod|android|blackberry|mobile|phone|smartphone|samsung|galaxy|huawei|xiaomi|pixel)` + replyDeviceTail +
 	`|sent from (mail|outlook|yahoo mail|gmail)( for (windows( 10| 11)?|ios|iphone|ipad|android|mac))?( on android)?` +
 	`|get outlook for (ios|android)` +
-	`|(verstuurd|verzonden) (vanaf|van|met) mijn (iphone|ipad|android|samsung|galaxy|telefoon|mobiel|smartphone)[\w .,'-]{0,40}` +
+	`|(verstuurd|verzonden) (vanaf|van|met) mijn (iphone|ipad|android|samsung|galaxy|telefoon|mobiel|smartphone)` + replyDeviceTail +
 	`|verzonden (vanuit|met) (mail|outlook) voor windows( 10| 11)?` +
 	`|outlook voor (ios|android) downloaden` +
-	`|von meinem (iphone|ipad|android|samsung|galaxy|smartphone|handy|mobiltelefon)[\w .,'-]{0,40} gesendet` +
-	`|gesendet von (meinem (iphone|ipad|android|samsung|galaxy|smartphone|handy)[\w .,'-]{0,40}|mail für windows( 10| 11)?)` +
+	`|von meinem (iphone|ipad|android|samsung|galaxy|smartphone|handy|mobiltelefon)` + replyDeviceTail + ` gesendet` +
+	`|gesendet von (meinem (iphone|ipad|android|samsung|galaxy|smartphone|handy)` + replyDeviceTail + `|mail für windows( 10| 11)?)` +
 	`|outlook für (ios|android) beziehen` +
-	`|envoyé (de|depuis) mon (iphone|ipad|android|samsung|galaxy|smartphone|mobile|téléphone)[\w .,'-]{0,40}` +
+	`|envoyé (de|depuis) mon (iphone|ipad|android|samsung|galaxy|smartphone|mobile|téléphone)` + replyDeviceTail +
 	`|envoyé à partir de (courrier|mail|outlook) pour windows( 10| 11)?` +
 	`|(obtenir|télécharger) outlook pour (ios|android)` +
-	`|enviado desde mi (iphone|ipad|android|samsung|galaxy|smartphone|móvil|celular|teléfono)[\w .,'-]{0,40}` +
+	`|enviado desde mi (iphone|ipad|android|samsung|galaxy|smartphone|móvil|celular|teléfono)` + replyDeviceTail +
 	`|enviado desde (correo|outlook) para windows( 10| 11)?` +
 	`|obtener outlook para (ios|android)` +
 	`)\s*(<[^<>]*>)?[.!]?$`)
+
+// replyDeviceTail is what may follow a device name in a footer: a model
+// ("iPhone 15 Pro", "Samsung Galaxy S23 Ultra smartphone"), nothing else.
+const replyDeviceTail = `( (\w*[0-9]\w*|pro|max|plus|mini|ultra|lite|edge|note|se|xr|xs|galaxy|phone|smartphone|tablet|device|telefoon|handy))*`
+
+// replyHeaderLines is how many lines a header block is looked for in: To
+// and Cc lists may wrap.
+const replyHeaderLines = 9
 
 // replyMaxHeaderLen bounds the lines the patterns above are tried on: a
 // quote header is one line (two when wrapped), never a paragraph.
@@ -140,22 +151,25 @@ func replyNorm(s string) string {
 }
 
 // replyHeaderBlock tells whether lines (normalized) start with a quoted
-// message's header block: a From line and at least more further header
-// lines before the next blank line.
+// message's header block: a From line, then at least `more` further header
+// lines, one of them the Subject, before a blank line. Every client writes
+// the Subject; a customer's "From: old address / To: new address" has
+// none.
 func replyHeaderBlock(lines []string, more int) bool {
 	if len(lines) == 0 || len(lines[0]) > replyMaxHeaderLen || !replyHeaderFrom.MatchString(lines[0]) {
 		return false
 	}
-	n := 0
-	for _, l := range lines[1:min(len(lines), 6)] {
+	n, subject := 0, false
+	for _, l := range lines[1:min(len(lines), replyHeaderLines)] {
 		if l == "" {
 			break
 		}
 		if replyHeaderOther.MatchString(l) {
 			n++
+			subject = subject || replyHeaderSubject.MatchString(l)
 		}
 	}
-	return n >= more
+	return n >= more && subject
 }
 
 // ---------------------------------------------------------------------------
@@ -275,12 +289,12 @@ func replyQuoteHeader(lines []replyLine, i int, paragraphStart bool) (n int, toE
 		return 0, true
 	}
 	if replyIsUnderscoreLine(s) {
-		if j := replyNextNonBlank(lines, i+1); j < len(lines) && replyHeaderBlock(replyNorms(lines, j, 6), 1) {
+		if j := replyNextNonBlank(lines, i+1); j < len(lines) && replyHeaderBlock(replyNorms(lines, j, replyHeaderLines), 1) {
 			return 0, true // Outlook: "____" over From:/Sent:/To:/Subject: (C05)
 		}
 		return 0, false
 	}
-	if paragraphStart && replyHeaderBlock(replyNorms(lines, i, 6), 2) {
+	if paragraphStart && replyHeaderBlock(replyNorms(lines, i, replyHeaderLines), 2) {
 		return 0, true
 	}
 
@@ -523,6 +537,10 @@ func (s *replyHTMLSplit) visit(n *html.Node, inQuote bool) {
 		s.unit(n, replyPartQuoted)
 		return
 	case replyMarkOpen:
+		if !s.content[n] {
+			s.unit(n, replyPartQuoted) // an empty quote container is still quote
+			return
+		}
 		s.open[n] = true
 		for c := range n.ChildNodes() {
 			s.visit(c, true)
@@ -638,9 +656,15 @@ func (s *replyHTMLSplit) mark(n *html.Node, inQuote bool) replyMark {
 		return replyMarkBlock
 	case replyHasClass(class, "moz-cite-prefix", "moz-signature", "moz-forward-container",
 		"gmail_signature", "gmail_signature_prefix", "protonmail_quote", "protonmail_signature_block"),
-		strings.Contains(replyAttr(n, "class"), "yahoo_quoted"),
-		id == "Signature", id == "AppleMailSignature", strings.HasSuffix(id, "mobile-signature"):
+		strings.Contains(replyAttr(n, "class"), "yahoo_quoted"):
 		return replyMarkBlock
+	case id == "Signature", id == "AppleMailSignature", strings.HasSuffix(id, "mobile-signature"):
+		// Outlook and iOS Mail name the signature block by id, but text
+		// typed into it lands there too: only a short one is a signature.
+		if lines, complete := replyHTMLLines(n); complete && len(lines) <= 12 {
+			return replyMarkBlock
+		}
+		return replyMarkNone
 	case strings.HasSuffix(id, "divRplyFwdMsg"), strings.HasSuffix(id, "appendonsend"),
 		strings.HasPrefix(id, "divRpF"), id == "OLK_SRC_BODY_SECTION",
 		id == "mail-editor-reference-message-container",
@@ -671,7 +695,7 @@ func (s *replyHTMLSplit) markText(n *html.Node) replyMark {
 	if len(n.Data) > 2*replyMaxHeaderLen || replyHTMLBlank(n.Data) {
 		return replyMarkNone
 	}
-	line := strings.NewReplacer("\r", " ", "\n", " ").Replace(n.Data)
+	line := replyNewlinesToSpaces.Replace(n.Data)
 	if replyIsSigLine(line) {
 		return replyMarkToEnd
 	}
@@ -701,6 +725,10 @@ func (s *replyHTMLSplit) markLine(n *html.Node, line string) replyMark {
 	}
 	return replyMarkNone
 }
+
+// replyNewlinesToSpaces turns line breaks of HTML source into the spaces
+// a browser shows for them.
+var replyNewlinesToSpaces = strings.NewReplacer("\r", " ", "\n", " ")
 
 // replyIsSigLine tells whether a line of HTML text is the "-- " signature
 // delimiter (with its space: a bare "--" is too common as a divider).
@@ -755,7 +783,7 @@ func replyHTMLLines(n *html.Node) (lines []string, complete bool) {
 		}
 		switch n.Type {
 		case html.TextNode:
-			b.WriteString(strings.NewReplacer("\r", " ", "\n", " ").Replace(n.Data))
+			b.WriteString(replyNewlinesToSpaces.Replace(n.Data))
 		case html.ElementNode:
 			if replyHTMLOpaque(n) {
 				return true

@@ -565,3 +565,114 @@ func TestSplitReplyEdges(t *testing.T) {
 		})
 	}
 }
+
+// One-line footers of mail apps go to Quoted; lines that only look like
+// one stay new.
+func TestSplitReplyFooters(t *testing.T) {
+	tests := []struct {
+		line   string
+		footer bool
+	}{
+		{"Sent from my iPhone", true},
+		{"Sent from my iPad", true},
+		{"Sent from my iPhone 15 Pro", true},
+		{"Sent from my Samsung Galaxy S23 Ultra smartphone.", true},
+		{"Sent from my BlackBerry 10 smartphone.", true},
+		{"Sent from Mail for Windows", true},
+		{"Sent from Mail for Windows 10", true},
+		{"Sent from Yahoo Mail on Android", true},
+		{"Get Outlook for iOS", true},
+		{"Get Outlook for Android<https://aka.ms/ghei36>", true},
+		{"Verstuurd vanaf mijn iPhone", true},
+		{"Verzonden vanaf mijn Samsung Galaxy smartphone.", true},
+		{"Outlook voor iOS downloaden", true},
+		{"Von meinem iPhone gesendet", true},
+		{"Gesendet von Mail für Windows", true},
+		{"Envoyé de mon iPhone", true},
+		{"Obtenir Outlook pour Android", true},
+		{"Enviado desde mi iPhone", true},
+		{"Obtener Outlook para iOS", true},
+		{"Sent from my office", false},
+		{"Sent from my phone, the file is attached", false},
+		{"Sent from my iPhone I will call you tomorrow", false},
+		{"I sent it from my iPhone", false},
+		{"Get Outlook for iOS and it still crashes", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.line, func(t *testing.T) {
+			r := SplitReply("The order is 5521.\n\n"+tt.line+"\n", "")
+			if got := r.Quoted == tt.line; got != tt.footer {
+				t.Errorf("footer = %v, want %v (Reply %+v)", got, tt.footer, r)
+			}
+		})
+	}
+}
+
+// Quote headers in each language and form split; look-alikes do not.
+func TestSplitReplyQuoteHeaders(t *testing.T) {
+	tests := []struct {
+		name   string
+		header string // the lines between the new text and the quoted text
+		split  bool
+	}{
+		{"en gmail", "On Mon, Apr 8, 2024 at 3:40 PM Ben <ben@example.com> wrote:", true},
+		{"en wrapped", "On Mon, Apr 8, 2024 at 3:40 PM Example Support <\nsupport@example.com> wrote:", true},
+		{"en wrapped before wrote", "On Mon, Apr 8, 2024 at 3:40 PM Example Support <support@example.com>\nwrote:", true},
+		{"en apple", "On 8 Apr 2024, at 15:40, Ben <ben@example.com> wrote:", true},
+		{"en thunderbird", "On 08/04/2024 15:40, Ben wrote:", true},
+		{"nl gmail", "Op ma 8 apr. 2024 om 15:40 schreef Ben <ben@example.com>:", true},
+		{"nl apple", "Op 8 apr. 2024 om 15:40 heeft Ben <ben@example.com> het volgende geschreven:", true},
+		{"de gmail", "Am Mo., 8. Apr. 2024 um 15:40 Uhr schrieb Ben <ben@example.com>:", true},
+		{"de thunderbird", "Am 08.04.2024 um 15:40 schrieb Ben:", true},
+		{"fr gmail", "Le lun. 8 avr. 2024 à 15:40, Ben <ben@example.com> a écrit :", true},
+		{"fr no-break space", "Le lun. 8 avr. 2024 à 15:40, Ben <ben@example.com> a écrit\u00a0:", true},
+		{"es gmail", "El lun, 8 abr 2024 a las 15:40, Ben (<ben@example.com>) escribió:", true},
+		{"outlook original", "-----Original Message-----", true},
+		{"outlook original nl", "-----Oorspronkelijk bericht-----", true},
+		{"outlook original fr", "-----Message d'origine-----", true},
+		{"outlook original es", "-----Mensaje original-----", true},
+		{"thunderbird forward", "-------- Forwarded Message --------", true},
+		{"gmail forward de", "---------- Weitergeleitete Nachricht ---------", true},
+		{"outlook header block", "From: Ben <ben@example.com>\nSent: Monday, April 8, 2024 3:40 PM\nTo: Alice\nSubject: RE: Order", true},
+		{"outlook header block nl", "Van: Ben\nVerzonden: maandag 8 april 2024 15:40\nAan: Alice\nOnderwerp: RE: Bestelling", true},
+		{"outlook header block de", "Von: Ben\nGesendet: Montag, 8. April 2024 15:40\nAn: Alice\nBetreff: AW: Bestellung", true},
+		{"outlook header block fr", "De : Ben\nEnvoyé : lundi 8 avril 2024 15:40\nÀ : Alice\nObjet : RE: Commande", true},
+		{"outlook header block es", "De: Ben\nEnviado el: lunes, 8 de abril de 2024 15:40\nPara: Alice\nAsunto: RE: Pedido", true},
+		{"bold header block", "*From:* Ben <ben@example.com>\n*Sent:* Monday, April 8, 2024 3:40 PM\n*To:* Alice\n*Subject:* RE: Order", true},
+		{"underscores over headers", "________________________________\nFrom: Ben\nSubject: RE: Order", true},
+		{"header block with a wrapped To", "From: Ben\nSent: Monday, April 8, 2024 3:40 PM\nTo: Alice <a@example.org>; Bob <b@example.org>;\n Carol <c@example.org>; Dave <d@example.org>;\n Erin <e@example.org>\nCc: Frank\nSubject: RE: Order", true},
+		{"no digit", "On Monday Ben wrote:", false},
+		{"not at the end", "On Monday we wrote to you:", false},
+		{"lower case", "on 8 Apr 2024, at 15:40, Ben wrote:", false},
+		{"no time, no address", "On 3 April 2024 my colleague wrote:", false},
+		{"one header line", "From: Ben\nI have a question.", false},
+		{"A is not a header", "From: Ben\nA: yes\nB: no", false},
+		{"no subject", "From: Keizersgracht 12\nTo: Oudegracht 40\nDate: Friday 12 April", false},
+		{"underscores alone", "________________________________\nThanks again.", false},
+		{"separator inside a line", "I deleted the -----Original Message----- part.", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			text := "Thanks, that works.\n\n" + tt.header + "\nthe quoted message\n"
+			r := SplitReply(text, "")
+			if got := r.Text == "Thanks, that works."; got != tt.split {
+				t.Errorf("split = %v, want %v (Reply %+v)", got, tt.split, r)
+			}
+		})
+	}
+}
+
+// Outlook names its signature block by id, but what a customer types into
+// it is new text: a long block under that id is not taken for a signature.
+func TestSplitReplySignatureIDGuard(t *testing.T) {
+	long := strings.Repeat("<div>The scanner still fails after the update, see the steps below.</div>", 14)
+	in := `<div>Hello,</div><div id="Signature">` + long + `</div><div id="appendonsend"></div><hr><div id="divRplyFwdMsg">From: Ben</div><div>old</div>`
+	r := SplitReply("", in)
+	if !strings.Contains(r.HTML, "The scanner still fails") || strings.Contains(r.HTML, "divRplyFwdMsg") {
+		t.Errorf("HTML = %s", r.HTML)
+	}
+	short := `<div>Hello,</div><div id="Signature"><div>Ben Smit</div><div>Example B.V.</div></div><div id="appendonsend"></div><hr><div id="divRplyFwdMsg">From: Ben</div><div>old</div>`
+	if r := SplitReply("", short); r.HTML != "<div>Hello,</div>" {
+		t.Errorf("HTML = %s, want only Hello", r.HTML)
+	}
+}
