@@ -260,11 +260,10 @@ func (s *imapSession) processBatch(ctx context.Context, batch []imapMeta) (ok bo
 			unproven = nil
 			continue
 		}
+		ok = false
 		if ctx.Err() != nil {
-			ok = false
 			break
 		}
-		ok = false
 		fail := imapFailure{i: i, uid: m.uid, err: err}
 		if ownFault || connectors.ClassOf(err) == connectors.Permanent {
 			s.countFailures([]imapFailure{fail}, done)
@@ -285,6 +284,8 @@ func (s *imapSession) processBatch(ctx context.Context, batch []imapMeta) (ok bo
 		}
 		last = uint32(batch[i].uid)
 	}
+	// Failures given up on leave nothing to retry.
+	ok = ok || !slices.Contains(done, false)
 
 	// What was stored is acknowledged even when ctx just ended.
 	if s.ack && len(stored) > 0 {
