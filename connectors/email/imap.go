@@ -72,7 +72,12 @@ const (
 	defaultIMAPAuthMin     = time.Minute
 	defaultIMAPAuthMax     = 30 * time.Minute
 
-	imapDialTimeout   = 30 * time.Second
+	imapDialTimeout = 30 * time.Second
+	// imapHealthyAfter is how long a session must have run (and read its
+	// mailbox once) for its end to reset the reconnect backoff: a server
+	// that drops every session right after the first round must not be
+	// reconnected to at full speed.
+	imapHealthyAfter  = time.Minute
 	imapLogoutTimeout = 5 * time.Second
 	// imapShutdownGrace is how long a session may take to finish its
 	// current command after the context ended before its connection is
@@ -241,9 +246,14 @@ func (m *imapMailbox) safeSession(ctx context.Context) (healthy bool, err error)
 }
 
 // session connects, selects the mailbox and reads and waits for mail until
-// the connection breaks or ctx ends. healthy reports whether it got as far
-// as reading the mailbox once, which resets the reconnect backoff.
+// the connection breaks or ctx ends. healthy reports whether it read the
+// mailbox once and ran for imapHealthyAfter, which resets the reconnect
+// backoff.
 func (m *imapMailbox) session(ctx context.Context) (healthy bool, err error) {
+	start := m.w.cfg.Now()
+	read := false
+	// Every return below says false; this sets the real answer.
+	defer func() { healthy = read && m.w.cfg.Now().Sub(start) >= imapHealthyAfter }()
 	s, err := m.open(ctx)
 	if err != nil {
 		return false, err
@@ -259,20 +269,20 @@ func (m *imapMailbox) session(ctx context.Context) (healthy bool, err error) {
 	s.setCursor(cursor)
 
 	retry := imapBackoff{min: m.w.cfg.Retry.Min, max: m.w.cfg.Retry.Max}
-	lastRound := m.w.cfg.Now()
+	var lastRound time.Time
 	for {
 		s.drainNewMail()
 		lastRound = m.w.cfg.Now()
 		failed, err := s.syncRound(ctx)
 		if err != nil {
-			return healthy, err
+			return false, err
 		}
-		healthy = true
+		read = true
 		if failed {
 			// An Ingest error: the message stays unacknowledged and the
 			// cursor stays before it; try the mailbox again after a pause.
 			if !imapSleep(ctx, retry.next(), s.c.Closed()) {
-				return healthy, imapSessionEnd(ctx)
+				return false, imapSessionEnd(ctx)
 			}
 			continue
 		}
@@ -280,7 +290,7 @@ func (m *imapMailbox) session(ctx context.Context) (healthy bool, err error) {
 		for {
 			due, err := s.waitForMail(ctx, lastRound)
 			if err != nil {
-				return healthy, err
+				return false, err
 			}
 			if due {
 				break
@@ -422,6 +432,7 @@ func (s *imapSession) waitForMail(ctx context.Context, lastRound time.Time) (due
 	default:
 	}
 	if s.canIdle() {
+		s.m.log.Debug("IMAP waiting for mail with IDLE")
 		return s.idle(ctx)
 	}
 	// C15: a server that does not advertise IDLE is never sent IDLE; it
@@ -542,7 +553,10 @@ func (w *imapWatcher) connect(ctx context.Context, opts *imapclient.Options) (*i
 	switch st.Security {
 	case SecurityTLS:
 		tc := tls.Client(raw, tlsConf)
-		if err := tc.Handshake(); err != nil {
+		hctx, cancel := context.WithTimeout(ctx, imapDialTimeout)
+		err := tc.HandshakeContext(hctx)
+		cancel()
+		if err != nil {
 			raw.Close()
 			return nil, fmt.Errorf("TLS handshake with %s: %w", addr, imapCtxErr(ctx, err))
 		}

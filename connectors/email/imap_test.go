@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2"
+
+	"github.com/switchboard-hub/switchboard/connectors"
 )
 
 func TestIMAPFirstSync(t *testing.T) {
@@ -134,6 +136,58 @@ func TestIMAPPoisonMessageSkipped(t *testing.T) {
 	}
 }
 
+// While the hub cannot store anything (every Ingest fails), no message is
+// counted as bad or skipped: once the hub is back, everything is stored.
+func TestIMAPHubOutageSkipsNothing(t *testing.T) {
+	srv := newIMAPTestServer(t, imapTestServerOptions{})
+	srv.appendMail("INBOX", imapTestMail(1, "one"))
+	srv.appendMail("INBOX", imapTestMail(2, "two"))
+	sink, cursors, log := newIMAPTestSink(), newIMAPTestCursors(), &imapTestLog{}
+	var calls atomic.Int32
+	sink.fail = func([]byte, Source) error {
+		if calls.Add(1) <= 8 {
+			return errors.New("database is down")
+		}
+		return nil
+	}
+	cfg := imapTestConfig(srv, sink, cursors, log)
+	cfg.MaxAttempts = 2
+	imapTestRun(t, cfg)
+	if d := sink.next(t); d.src.UID != 1 {
+		t.Fatalf("first stored mail is UID %d", d.src.UID)
+	}
+	d := sink.next(t)
+	cursors.waitFor(t, "INBOX", Cursor{UIDValidity: d.src.UIDValidity, UID: 2})
+	if recs := log.records("could not be stored after repeated attempts"); len(recs) != 0 {
+		t.Errorf("a message was skipped during a hub outage: %v", recs)
+	}
+}
+
+// A permanent error (connectors.Permanent) counts at once, even with no
+// other message to show that the hub works.
+func TestIMAPPermanentIngestError(t *testing.T) {
+	srv := newIMAPTestServer(t, imapTestServerOptions{})
+	srv.appendMail("INBOX", imapTestMail(1, "unstorable"))
+	sink, cursors, log := newIMAPTestSink(), newIMAPTestCursors(), &imapTestLog{}
+	var calls atomic.Int32
+	sink.fail = func([]byte, Source) error {
+		calls.Add(1)
+		return connectors.NewError(connectors.Permanent, "bad_mail", "cannot be stored", nil)
+	}
+	cfg := imapTestConfig(srv, sink, cursors, log)
+	cfg.MaxAttempts = 2
+	imapTestRun(t, cfg)
+	imapTestWaitUntil(t, "the message to be skipped", nil, func() bool {
+		return cursors.get("INBOX").UID == 1
+	})
+	if n := calls.Load(); n != 2 {
+		t.Errorf("Ingest called %d times, want MaxAttempts (2)", n)
+	}
+	if imapTestHasFlag(srv.messages("INBOX")[1], imap.FlagSeen) {
+		t.Error("the skipped message was marked \\Seen")
+	}
+}
+
 // IDLE delivers a new mail although the poll interval is an hour.
 func TestIMAPIdleDelivery(t *testing.T) {
 	srv := newIMAPTestServer(t, imapTestServerOptions{})
@@ -187,6 +241,26 @@ func TestIMAPPollingWithoutIdle(t *testing.T) {
 	}
 	if n := srv.ln.accepted.Load(); n != 1 {
 		t.Errorf("%d connections; want one (no reconnect storm)", n)
+	}
+}
+
+// A server that advertises IDLE but answers it BAD is sent IDLE once and
+// then polled: no BAD loop, no reconnect.
+func TestIMAPIdleRefused(t *testing.T) {
+	srv := newIMAPTestServer(t, imapTestServerOptions{refuseIdle: true})
+	sink, cursors, log := newIMAPTestSink(), newIMAPTestCursors(), &imapTestLog{}
+	imapTestRun(t, imapTestConfig(srv, sink, cursors, log))
+	imapTestWaitUntil(t, "NOOP polls", srv.proxy.noopSeen, func() bool { return srv.proxy.noops.Load() >= 3 })
+	srv.appendMail("INBOX", imapTestMail(1, "found by polling"))
+	sink.next(t)
+	if n := srv.proxy.idleSent.Load(); n != 1 {
+		t.Errorf("IDLE sent %d times; want once, then polling", n)
+	}
+	if n := srv.ln.accepted.Load(); n != 1 {
+		t.Errorf("%d connections; want one", n)
+	}
+	if len(log.records("refused IDLE")) != 1 {
+		t.Errorf("want one warning about the refused IDLE:\n%s", log)
 	}
 }
 
@@ -409,10 +483,13 @@ func TestIMAPBrokenMailboxDoesNotBlockOthers(t *testing.T) {
 		t.Fatalf("delivered UID %d", d.src.UID)
 	}
 	failed := map[string]bool{}
-	for _, rec := range log.records("IMAP session ended; reconnecting") {
-		failed[fmt.Sprint(rec["mailbox"])] = true
-	}
-	if !failed["Missing"] || !failed["Dropper"] || failed["INBOX"] {
+	imapTestWaitUntil(t, "both broken mailboxes to fail", nil, func() bool {
+		for _, rec := range log.records("IMAP session ended; reconnecting") {
+			failed[fmt.Sprint(rec["mailbox"])] = true
+		}
+		return failed["Missing"] && failed["Dropper"]
+	})
+	if failed["INBOX"] {
 		t.Errorf("session failures logged for %v; want Missing and Dropper only", failed)
 	}
 }

@@ -25,6 +25,12 @@ import (
 // A refusal by the server is an *imapAuthError.
 func (w *imapWatcher) authenticate(c *imapclient.Client) error {
 	st := w.cfg.Settings
+	if st.Auth == "xoauth2" && w.cfg.OAuthToken == "" {
+		return &imapAuthError{mech: "XOAUTH2", err: errors.New("the channel has no " + SecretIMAPOAuthToken + " secret")}
+	}
+	if st.Auth != "xoauth2" && w.cfg.Password == "" {
+		return &imapAuthError{mech: st.Auth, err: errors.New("the channel has no " + SecretIMAPPassword + " secret")}
+	}
 	caps := c.Caps()
 	if caps == nil {
 		return errors.New("no capabilities from the server")

@@ -15,6 +15,8 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/switchboard-hub/switchboard/connectors"
 )
 
 // The fetch loop of a session: list the UIDs above the cursor with their
@@ -199,8 +201,10 @@ func (s *imapSession) fetchBodies(uids imap.UIDSet, headerOnly bool, limit int64
 }
 
 // processBatch fetches, ingests, acknowledges and passes the cursor over
-// one batch. ok is false when Ingest refused a message: the batch stops
-// there, and the cursor stays before that message.
+// one batch. ok is false when Ingest refused a message: the cursor stays
+// before it (so the next round reads it again), while the messages after
+// it are still stored and acknowledged — one bad message does not hold up
+// the mail behind it.
 func (s *imapSession) processBatch(ctx context.Context, batch []imapMeta) (ok bool, err error) {
 	cfg := s.m.w.cfg
 	skipSeen := s.firstSync && cfg.Settings.InitialSync == InitialSyncUnseen
@@ -226,49 +230,62 @@ func (s *imapSession) processBatch(ctx context.Context, batch []imapMeta) (ok bo
 		}
 	}
 
+	// A message is done when it needs nothing more: stored, or not ours to
+	// store, or given up on. The cursor passes the done prefix only.
+	done := make([]bool, len(batch))
 	var stored imap.UIDSet
-	last := s.cursor.UID
+	var unproven []imapFailure
 	ok = true
-	for _, m := range batch {
+	for i, m := range batch {
 		f := got[m.uid]
-		if skipSeen && m.seen {
-			last = uint32(m.uid) // initial_sync "unseen": read before, not ours to take
+		if (skipSeen && m.seen) || f == nil {
+			// initial_sync "unseen": read before, not ours to take; or
+			// expunged since the listing: nothing to store.
+			done[i] = true
 			continue
 		}
-		if f == nil {
-			last = uint32(m.uid) // expunged since the listing: nothing to store
-			continue
+		raw, src, err := s.prepare(f, m)
+		ownFault := err != nil
+		if err == nil {
+			err = s.ingest(ctx, raw, src)
 		}
-		raw, src, perr := s.prepare(f, m)
-		ierr := perr
-		if ierr == nil {
-			ierr = s.ingest(ctx, raw, src)
-		}
-		if ierr == nil {
-			delete(s.m.attempts, m.uid)
+		if err == nil {
+			s.m.log.Debug("IMAP message stored", "uid", m.uid, "bytes", len(raw))
+			done[i] = true
 			stored.AddNum(m.uid)
-			last = uint32(m.uid)
+			delete(s.m.attempts, m.uid)
+			// The hub stored this one, so the failures before it were the
+			// messages' own: they count towards MaxAttempts.
+			s.countFailures(unproven, done)
+			unproven = nil
 			continue
 		}
+		ok = false
 		if ctx.Err() != nil {
-			ok = false
 			break
 		}
-		s.m.attempts[m.uid]++
-		if n := s.m.attempts[m.uid]; n >= cfg.MaxAttempts {
-			// Never block the mailbox forever: skip the message but leave
-			// it unread (or unmoved) on the server, where a person sees it.
-			s.m.log.Error("IMAP message could not be stored after repeated attempts; skipping it and leaving it unacknowledged in the mailbox",
-				"uid", m.uid, "uidvalidity", s.uidValidity, "attempts", n, "err", ierr)
-			delete(s.m.attempts, m.uid)
-			last = uint32(m.uid)
-			continue
+		fail := imapFailure{i: i, uid: m.uid, err: err}
+		if ownFault || connectors.ClassOf(err) == connectors.Permanent {
+			s.countFailures([]imapFailure{fail}, done)
+		} else {
+			unproven = append(unproven, fail)
 		}
-		s.m.log.Warn("IMAP message not stored; it stays unacknowledged and is tried again",
-			"uid", m.uid, "attempt", s.m.attempts[m.uid], "max_attempts", cfg.MaxAttempts, "err", ierr)
-		ok = false
-		break
 	}
+	for _, f := range unproven {
+		// Nothing after it was stored either: the hub may be down, which
+		// is no fault of the message. Try again later without counting.
+		s.m.log.Warn("IMAP message not stored; it stays unacknowledged and is tried again",
+			"uid", f.uid, "err", f.err)
+	}
+	last := s.cursor.UID
+	for i, d := range done {
+		if !d {
+			break
+		}
+		last = uint32(batch[i].uid)
+	}
+	// Failures given up on leave nothing to retry.
+	ok = ok || !slices.Contains(done, false)
 
 	// What was stored is acknowledged even when ctx just ended.
 	if s.ack && len(stored) > 0 {
@@ -299,6 +316,35 @@ func (s *imapSession) saveCursor(ctx context.Context, c Cursor) error {
 	}
 	s.cursor = c
 	return nil
+}
+
+// imapFailure is a message Ingest refused, at index i of its batch.
+type imapFailure struct {
+	i   int
+	uid imap.UID
+	err error
+}
+
+// countFailures counts one attempt against each failed message and gives
+// up on those that reached MaxAttempts: they are marked done (the cursor
+// passes them) but stay unacknowledged on the server, unread or unmoved,
+// where a person sees them. So one message the hub can never store does
+// not hold the cursor forever.
+func (s *imapSession) countFailures(fails []imapFailure, done []bool) {
+	maxAttempts := s.m.w.cfg.MaxAttempts
+	for _, f := range fails {
+		s.m.attempts[f.uid]++
+		n := s.m.attempts[f.uid]
+		if n < maxAttempts {
+			s.m.log.Warn("IMAP message not stored; it stays unacknowledged and is tried again",
+				"uid", f.uid, "attempt", n, "max_attempts", maxAttempts, "err", f.err)
+			continue
+		}
+		s.m.log.Error("IMAP message could not be stored after repeated attempts; skipping it and leaving it unacknowledged in the mailbox",
+			"uid", f.uid, "uidvalidity", s.uidValidity, "attempts", n, "err", f.err)
+		delete(s.m.attempts, f.uid)
+		done[f.i] = true
+	}
 }
 
 // prepare turns a fetched message into what Ingest gets.

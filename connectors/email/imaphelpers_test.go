@@ -56,12 +56,15 @@ type imapTestServerOptions struct {
 	// hideIdle puts a proxy in front that removes IDLE from the
 	// capabilities and answers BAD to an IDLE command.
 	hideIdle bool
+	// refuseIdle keeps IDLE in the capabilities but answers it BAD (a
+	// server that advertises more than it does).
+	refuseIdle bool
 	// dropOnSelect names a mailbox whose SELECT closes the connection.
 	dropOnSelect string
 }
 
 type imapTestServer struct {
-	t    *testing.T
+	t    testing.TB
 	addr string
 	host string
 	port int
@@ -80,7 +83,7 @@ type imapTestServer struct {
 	changed    chan struct{} // closed (and replaced) by appendMail
 }
 
-func newIMAPTestServer(t *testing.T, opts imapTestServerOptions) *imapTestServer {
+func newIMAPTestServer(t testing.TB, opts imapTestServerOptions) *imapTestServer {
 	t.Helper()
 	s := &imapTestServer{t: t, mem: imapmemserver.New(), idleSeen: make(chan struct{}, 1), changed: make(chan struct{})}
 	s.user = imapmemserver.NewUser(imapTestUser, imapTestPassword)
@@ -118,8 +121,8 @@ func newIMAPTestServer(t *testing.T, opts imapTestServerOptions) *imapTestServer
 	go srv.Serve(s.ln)
 	t.Cleanup(func() { srv.Close() })
 	s.addr = raw.Addr().String()
-	if opts.hideIdle {
-		s.proxy = newIMAPTestProxy(t, s.addr)
+	if opts.hideIdle || opts.refuseIdle {
+		s.proxy = newIMAPTestProxy(t, s.addr, opts.hideIdle)
 		s.addr = s.proxy.addr
 	}
 	host, port, _ := net.SplitHostPort(s.addr)
@@ -191,11 +194,12 @@ func (s *imapTestServer) list(mailbox string) (map[imap.UID][]imap.Flag, error) 
 	if err := c.Login(imapTestUser, imapTestPassword).Wait(); err != nil {
 		return nil, err
 	}
-	if _, err := c.Select(mailbox, &imap.SelectOptions{ReadOnly: true}).Wait(); err != nil {
+	data, err := c.Select(mailbox, &imap.SelectOptions{ReadOnly: true}).Wait()
+	if err != nil {
 		return nil, fmt.Errorf("select %s: %w", mailbox, err)
 	}
 	out := map[imap.UID][]imap.Flag{}
-	if c.Mailbox().NumMessages == 0 {
+	if data.NumMessages == 0 {
 		return out, nil
 	}
 	msgs, err := c.Fetch(imap.SeqSet{{Start: 1, Stop: 0}}, &imap.FetchOptions{UID: true, Flags: true}).Collect()
@@ -390,17 +394,18 @@ func (l *imapTestListener) dropAll() {
 // itself (recording it as a violation).
 type imapTestProxy struct {
 	addr     string
+	hideIdle bool
 	idleSent atomic.Int32
 	noops    atomic.Int32
 	noopSeen chan struct{}
 }
 
-func newIMAPTestProxy(t *testing.T, backend string) *imapTestProxy {
+func newIMAPTestProxy(t testing.TB, backend string, hideIdle bool) *imapTestProxy {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &imapTestProxy{addr: ln.Addr().String(), noopSeen: make(chan struct{}, 1)}
+	p := &imapTestProxy{addr: ln.Addr().String(), hideIdle: hideIdle, noopSeen: make(chan struct{}, 1)}
 	t.Cleanup(func() { ln.Close() })
 	go func() {
 		for {
@@ -427,7 +432,7 @@ func (p *imapTestProxy) serve(client net.Conn, backend string) {
 		r := bufio.NewReader(server)
 		for {
 			line, err := r.ReadString('\n')
-			if strings.Contains(line, "CAPABILITY") {
+			if p.hideIdle && strings.Contains(line, "CAPABILITY") {
 				line = strings.ReplaceAll(line, " IDLE", "")
 			}
 			wmu.Lock()
