@@ -233,7 +233,7 @@ func composeAttachmentHeader(a connectors.Attachment, n int) message.Header {
 	}
 	var h message.Header
 	h.Set("Content-Transfer-Encoding", "base64")
-	if cid := strings.Trim(strings.TrimSpace(a.ContentID), "<>"); a.ContentID != "" && composeValidMsgID(cid) {
+	if cid := strings.Trim(strings.TrimSpace(a.ContentID), "<>"); composeValidContentID(cid) {
 		h.Set("Content-ID", "<"+cid+">")
 	}
 	h.Set("Content-Disposition", mime.FormatMediaType(disp, map[string]string{"filename": name}))
@@ -354,6 +354,20 @@ func composeValidMsgID(id string) bool {
 	}
 	at := strings.LastIndexByte(id, '@')
 	if at <= 0 || at == len(id)-1 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; c <= ' ' || c >= 0x7f || strings.IndexByte(`<>()"\,`, c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// composeValidContentID is composeValidMsgID without the '@', which many
+// mail programs leave out of Content-IDs ("image001", "part1.2").
+func composeValidContentID(id string) bool {
+	if id == "" || len(id) > composeMaxMsgIDLen {
 		return false
 	}
 	for i := 0; i < len(id); i++ {

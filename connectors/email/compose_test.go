@@ -428,6 +428,8 @@ func TestComposeReplyAttachments(t *testing.T) {
 		{Filename: "bad type.bin", ContentType: "multipart/mixed; boundary=x", Data: []byte("--x\r\n")},
 		{Filename: strings.Repeat("ü", 300) + ".docx", ContentType: "application/octet-stream", Data: []byte("doc")},
 		{Filename: "logo.png", ContentType: "image/png", Data: []byte("png"), ContentID: "<logo@example.com>", Inline: true},
+		{Filename: "image001.gif", ContentType: "image/gif", Data: []byte("gif"), ContentID: "image001", Inline: true},
+		{Filename: "bad-cid.gif", ContentType: "image/gif", Data: []byte("gif2"), ContentID: "a b\r\nX-Injected: 1"},
 		{Filename: "big photo.jpg", URL: "https://files.example.com/p/1.jpg?x=1&y=2"},
 		{Filename: "script", URL: "javascript:alert(1)"},
 	}
@@ -447,6 +449,8 @@ func TestComposeReplyAttachments(t *testing.T) {
 		"bad type.bin":                       "--x\r\n",
 		strings.Repeat("ü", 115) + ".docx":   "doc",
 		"inline:image/png":                   "png",
+		"inline:image/gif":                   "gif",
+		"bad-cid.gif":                        "gif2",
 	}
 	for name, body := range want {
 		if got, ok := files[name]; !ok || string(got) != body {
@@ -456,7 +460,7 @@ func TestComposeReplyAttachments(t *testing.T) {
 	if len(files) != len(want) {
 		t.Errorf("%d attachments, want %d", len(files), len(want))
 	}
-	if !bytes.Contains(raw, []byte("Content-Id: <logo@example.com>")) || !bytes.Contains(raw, []byte("Content-Disposition: inline")) {
+	if !bytes.Contains(raw, []byte("Content-Id: <logo@example.com>")) || !bytes.Contains(raw, []byte("Content-Id: <image001>")) || !bytes.Contains(raw, []byte("Content-Disposition: inline")) {
 		t.Error("inline image lost its Content-ID or disposition")
 	}
 	// URL-only files are linked, never attached empty.

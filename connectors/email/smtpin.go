@@ -213,6 +213,8 @@ func (s *SMTPServer) lookup(rcpt string) *smtpRoute {
 }
 
 // Serve accepts connections on l until Close. It returns nil after Close.
+// l is a plain TCP listener: TLS comes by STARTTLS (an MX has no implicit
+// TLS port). Serve may run on several listeners at once.
 func (s *SMTPServer) Serve(l net.Listener) error {
 	// Registered here, not only inside go-smtp: a Close that comes before
 	// go-smtp has seen l must still end this Serve.

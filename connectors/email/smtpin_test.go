@@ -479,6 +479,34 @@ func TestSMTPServerHandle(t *testing.T) {
 	}
 }
 
+// A configured address with a '+' of its own wins over the plain one for
+// its plus-addressed forms: the most specific address routes.
+func TestSMTPServerLookupMostSpecific(t *testing.T) {
+	s := NewSMTPServer(SMTPServerConfig{Logger: smtpTestLogger(t)})
+	defer s.Close()
+	nop := func(context.Context, []byte, Source) error { return nil }
+	if _, err := s.Handle([]string{"support@example.com"}, 0, nop); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Handle([]string{"support+sales@example.com"}, 0, nop); err != nil {
+		t.Fatal(err)
+	}
+	plain, sales := s.lookup("support@example.com"), s.lookup("support+sales@example.com")
+	if plain == nil || sales == nil || plain == sales {
+		t.Fatal("two channels expected")
+	}
+	for rcpt, want := range map[string]*smtpRoute{
+		"support+t1@example.com":       plain,
+		"support+sales@example.com":    sales,
+		"Support+Sales+t9@example.com": sales,
+		"support+salesx@example.com":   plain,
+	} {
+		if got := s.lookup(rcpt); got != want {
+			t.Errorf("lookup(%s) routes to the wrong channel", rcpt)
+		}
+	}
+}
+
 // Removed while a transaction is open: the mail is deferred, never
 // ingested into a channel that is gone.
 func TestSMTPServerRemovedMidTransaction(t *testing.T) {

@@ -37,6 +37,17 @@ type smtpSender struct {
 // hello name filled). tlsConfig nil checks the relay against the system's
 // roots; its ServerName defaults to s.TLSServerName, else s.Host.
 func newSMTPSender(s SMTPSettings, password string, tlsConfig *tls.Config) *smtpSender {
+	// Settings that skipped normalize still get its defaults: above all,
+	// an empty Security must mean STARTTLS, never plain.
+	if s.Security == "" {
+		s.Security = SecurityStartTLS
+	}
+	if s.Port == 0 {
+		s.Port = map[string]int{SecurityTLS: 465, SecurityStartTLS: 587, SecurityPlain: 25}[s.Security]
+	}
+	if !smtpValidHello(s.HelloName) {
+		s.HelloName = "localhost"
+	}
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
 	if tlsConfig != nil {
 		cfg = tlsConfig.Clone()
@@ -68,6 +79,12 @@ func newSMTPSender(s SMTPSettings, password string, tlsConfig *tls.Config) *smtp
 // The error names each refused recipient; it is Permanent if any refusal
 // was 5xx.
 func (c *smtpSender) Send(ctx context.Context, from string, to []string, raw []byte) error {
+	switch c.settings.Security {
+	case SecurityStartTLS, SecurityTLS, SecurityPlain:
+	default:
+		return connectors.NewError(connectors.Permanent, "smtp_config",
+			fmt.Sprintf("settings.smtp.security %q is not one of starttls, tls, plain", smtpCleanText(c.settings.Security)), nil)
+	}
 	if len(to) == 0 {
 		return connectors.NewError(connectors.Permanent, "smtp_no_recipient", "The mail has no recipient", nil)
 	}
@@ -94,10 +111,9 @@ func (c *smtpSender) Send(ctx context.Context, from string, to []string, raw []b
 	defer stop()
 	defer conn.Close()
 
-	conn = c.withHelloName(conn)
 	var client *smtp.Client
 	if c.settings.Security == SecurityStartTLS {
-		client, err = smtp.NewClientStartTLS(conn, c.tls)
+		client, err = smtp.NewClientStartTLS(c.withHelloName(conn), c.tls)
 		if err != nil {
 			return c.classifyStartTLS(ctx, err)
 		}

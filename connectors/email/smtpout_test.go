@@ -324,6 +324,7 @@ func TestSMTPSenderFailures(t *testing.T) {
 		password string
 		to       []string
 		client   *tls.Config
+		security string // "-" for empty: what the sender is told, when not mode
 		class    connectors.Class
 		code     string
 		msg      string // substring of Msg
@@ -378,11 +379,19 @@ func TestSMTPSenderFailures(t *testing.T) {
 		{name: "STARTTLS required but not offered",
 			sink: &smtpTestSink{}, mode: SecurityPlain, client: clientTLS,
 			to: []string{"a@example.org"}, class: connectors.Retryable, code: "smtp_tls", msg: "does not offer STARTTLS"},
+		{name: "security left empty means STARTTLS, never plain",
+			sink: &smtpTestSink{}, mode: SecurityPlain, client: clientTLS, security: "-",
+			to: []string{"a@example.org"}, class: connectors.Retryable, code: "smtp_tls", msg: "does not offer STARTTLS"},
+		{name: "unknown security mode",
+			sink: &smtpTestSink{}, mode: SecurityPlain, security: "ssl",
+			to: []string{"a@example.org"}, class: connectors.Permanent, code: "smtp_config", msg: "ssl"},
 		{name: "untrusted certificate",
 			sink: &smtpTestSink{}, client: &tls.Config{},
 			to: []string{"a@example.org"}, class: connectors.Retryable, code: "smtp_tls", msg: "TLS"},
 		{name: "a CR in an address never reaches the wire",
 			sink: &smtpTestSink{}, to: []string{"a@example.org\r\nRCPT TO:<b@example.org>"}, class: connectors.Permanent, code: "smtp_bad_address", msg: "not a recipient address"},
+		{name: "a non-ASCII address through a relay without SMTPUTF8",
+			sink: &smtpTestSink{}, to: []string{"josé@example.org"}, class: connectors.Permanent, code: "smtp_utf8", msg: "non-ASCII"},
 		{name: "no recipient",
 			sink: &smtpTestSink{}, to: nil, class: connectors.Permanent, code: "smtp_no_recipient", msg: "no recipient"},
 	}
@@ -393,7 +402,12 @@ func TestSMTPSenderFailures(t *testing.T) {
 				mode = tt.mode
 			}
 			s := smtpTestStartSink(t, tt.sink, serverTLS, mode)
-			if tt.mode == SecurityPlain && tt.client != nil {
+			switch {
+			case tt.security == "-":
+				s.Security = ""
+			case tt.security != "":
+				s.Security = tt.security
+			case tt.mode == SecurityPlain && tt.client != nil:
 				s.Security = SecurityStartTLS // the relay speaks plain, we insist on STARTTLS
 			}
 			cl := clientTLS
