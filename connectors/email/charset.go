@@ -291,10 +291,10 @@ func decodeWords(s, fallback string, wrap func(string) string) string {
 	var out strings.Builder
 	var run []byte     // decoded bytes of the current run of words
 	var runCS string   // their charset label
-	var runRaw string  // the words as written, in case they cannot be decoded
+	inRun := false     // a run of words is open
 	pendingSpace := "" // whitespace between two words, dropped if another word follows
 	flush := func() {
-		if runRaw == "" {
+		if !inRun {
 			return
 		}
 		text, _ := decodeCharset(runCS, run)
@@ -305,7 +305,7 @@ func decodeWords(s, fallback string, wrap func(string) string) string {
 			text = wrap(text)
 		}
 		out.WriteString(text)
-		run, runCS, runRaw = nil, "", ""
+		run, runCS, inRun = nil, "", false
 	}
 	rest := s
 	for {
@@ -314,7 +314,7 @@ func decodeWords(s, fallback string, wrap func(string) string) string {
 			break
 		}
 		between := rest[:loc[0]]
-		if runRaw != "" && strings.Trim(between, " \t\r\n") == "" {
+		if inRun && strings.Trim(between, " \t\r\n") == "" {
 			pendingSpace = between
 		} else {
 			flush()
@@ -332,15 +332,14 @@ func decodeWords(s, fallback string, wrap func(string) string) string {
 			pendingSpace = ""
 			continue
 		}
-		if runRaw != "" && normalizeCharsetLabel(cs) != normalizeCharsetLabel(runCS) {
+		if inRun && normalizeCharsetLabel(cs) != normalizeCharsetLabel(runCS) {
 			flush()
 		}
 		pendingSpace = ""
-		if runRaw == "" {
-			runCS = cs
+		if !inRun {
+			runCS, inRun = cs, true
 		}
 		run = append(run, data...)
-		runRaw += word
 	}
 	flush()
 	out.WriteString(decodeRaw8bit([]byte(rest), fallback))

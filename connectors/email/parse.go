@@ -45,12 +45,37 @@ func Parse(raw []byte) (m *Mail) {
 	return p.m
 }
 
+// maxMIMEParts bounds the parts of one mail we read: enmime links
+// sibling parts in a list it walks on every insert, so the work grows
+// with the square of their number.
+const maxMIMEParts = 1000
+
+// limitMIMEParts cuts src before its (max+1)th line that looks like a
+// MIME delimiter ("--" followed by a boundary).
+func limitMIMEParts(src []byte, max int) ([]byte, bool) {
+	n := 0
+	for off := 0; off < len(src); {
+		line := src[off:]
+		if i := bytes.IndexByte(line, '\n'); i >= 0 {
+			line = line[:i+1]
+		}
+		if len(line) > 2 && line[0] == '-' && line[1] == '-' && line[2] > ' ' {
+			if n++; n > max {
+				return src[:off], true
+			}
+		}
+		off += len(line)
+	}
+	return src, false
+}
+
 // maxPartDepth bounds the nesting of multiparts and reparsed parts we
 // follow; deeper parts are kept only in original.eml.
 const maxPartDepth = 32
 
 type mailParser struct {
-	raw []byte
+	raw []byte // the input, for original.eml
+	src []byte // the input as parsed (see trimBeforeHeader, limitMIMEParts)
 	m   *Mail
 
 	// fallback is the charset raw 8-bit header bytes are read in when
@@ -95,6 +120,12 @@ func (p *mailParser) run() {
 		p.finish()
 		return
 	}
+	if limited, cut := limitMIMEParts(src, maxMIMEParts); cut {
+		p.warnf("the mail has more than %d MIME parts: only the first ones are read, the whole mail is in original.eml", maxMIMEParts)
+		p.keepOriginal = true
+		src = limited
+	}
+	p.src = src
 	root, err := p.enmimeParser().ReadParts(bytes.NewReader(src))
 	if err != nil || root == nil {
 		p.warnf("the MIME structure could not be read (%v): the body is kept as plain text", err)
@@ -611,6 +642,10 @@ func (p *mailParser) walk(part *enmime.Part, st walkState, depth int) {
 		return
 	}
 	ct := part.ContentType
+	if ct == "multipart/report" && p.m.Report == nil {
+		rt, _ := paramValue(part.Header.Get("Content-Type"), "report-type")
+		p.m.Report = &Report{ReportType: strings.ToLower(cleanHeaderText(rt))}
+	}
 	if strings.HasPrefix(ct, "multipart/") {
 		if part.FirstChild == nil {
 			p.reparseMultipart(part, st, depth)
@@ -630,10 +665,6 @@ func (p *mailParser) walkMultipart(part *enmime.Part, st walkState, depth int) {
 		st.related = true
 	case "multipart/report":
 		st.report = true
-		if p.m.Report == nil {
-			rt, _ := paramValue(part.Header.Get("Content-Type"), "report-type")
-			p.m.Report = &Report{ReportType: strings.ToLower(cleanHeaderText(rt))}
-		}
 	}
 	if part.ContentType != "multipart/alternative" {
 		for c := part.FirstChild; c != nil; c = c.NextSibling {
@@ -672,6 +703,11 @@ func (p *mailParser) walkMultipart(part *enmime.Part, st walkState, depth int) {
 // or wrong, with the boundary its first delimiter line shows.
 func (p *mailParser) reparseMultipart(part *enmime.Part, st walkState, depth int) {
 	content := part.Content
+	if len(content) == 0 && part.Parent == nil {
+		// enmime skipped the whole body looking for the boundary it was
+		// given: read the body again from the source.
+		content = bodyOf(p.src)
+	}
 	b := guessBoundary(content)
 	if b == "" || b == part.Boundary {
 		p.warnf("a %s part has no readable boundary: its content is kept as text", part.ContentType)
@@ -692,6 +728,11 @@ func (p *mailParser) reparseMultipart(part *enmime.Part, st walkState, depth int
 }
 
 var delimiterLine = regexp.MustCompile(`(?m)^--([^\s]{1,70})\s*$`)
+
+// bodyOf returns what follows the header block of a mail.
+func bodyOf(msg []byte) []byte {
+	return msg[len(headerBlock(msg)):]
+}
 
 func guessBoundary(content []byte) string {
 	m := delimiterLine.FindSubmatch(content)

@@ -18,7 +18,7 @@ import (
 // the package so that the test files of each area compile together).
 var parseUpdate = flag.Bool("update-parse", false, "rewrite testdata/parse golden and generated files")
 
-func parseTestRead(t *testing.T, path string) []byte {
+func parseTestRead(t testing.TB, path string) []byte {
 	t.Helper()
 	raw, err := os.ReadFile(path)
 	if err != nil {
@@ -233,6 +233,8 @@ var parseCorpus = []struct {
 		"Die Überweisung über 120 € ist fehlgeschlagen.", nil},
 	{"missing-boundary.eml", "Missing boundary parameter", Address{"Noah Visser", "noah@example.nl"},
 		"The invoice is attached.", []string{"factuur.pdf", "original.eml"}},
+	{"wrong-boundary.eml", "Wrong boundary parameter", Address{"Daan Smit", "daan@example.nl"},
+		"My contract number is 77-1204.", []string{"contract.pdf", "original.eml"}},
 	{"unclosed-boundary.eml", "Unclosed boundary", Address{"Emma de Boer", "emma@example.nl"},
 		"The last part has no closing boundary.", []string{"original.eml"}},
 	{"gmail.eml", "Re: [#10051] Broken hinge", Address{"María García", "maria.garcia@gmail.example.com"},
@@ -617,7 +619,7 @@ func parseGoldenView(m *Mail) parseGoldenMail {
 	return g
 }
 
-func parseTestMailFiles(t *testing.T) []string {
+func parseTestMailFiles(t testing.TB) []string {
 	var files []string
 	for _, pattern := range []string{"testdata/cases/*.eml", "testdata/parse/*.eml"} {
 		m, err := filepath.Glob(pattern)
