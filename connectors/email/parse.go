@@ -832,9 +832,59 @@ func (p *mailParser) addText(part *enmime.Part, data []byte) {
 	}
 	if isHTML {
 		p.htmls = append(p.htmls, text)
-	} else {
-		p.texts = append(p.texts, text)
+		return
 	}
+	ct := part.Header.Get("Content-Type")
+	if f, _ := paramValue(ct, "format"); strings.EqualFold(strings.TrimSpace(f), "flowed") {
+		delsp, _ := paramValue(ct, "delsp")
+		text = unflow(text, strings.EqualFold(strings.TrimSpace(delsp), "yes"))
+	}
+	p.texts = append(p.texts, text)
+}
+
+// unflow joins the soft line breaks of format=flowed text (RFC 3676), as
+// Thunderbird and Apple Mail send it: a line ending in a space continues
+// on the next line of the same quote depth. The signature separator
+// "-- " is never joined.
+func unflow(text string, delsp bool) string {
+	lines := strings.Split(strings.ReplaceAll(text, "\r\n", "\n"), "\n")
+	var out []string
+	var cur strings.Builder
+	open, openDepth := false, 0
+	for _, line := range lines {
+		depth := 0
+		for depth < len(line) && line[depth] == '>' {
+			depth++
+		}
+		content := strings.TrimPrefix(line[depth:], " ") // space-stuffing
+		if open && depth != openDepth {
+			out = append(out, cur.String())
+			cur.Reset()
+			open = false
+		}
+		if !open {
+			cur.WriteString(line[:depth])
+			if depth > 0 {
+				cur.WriteByte(' ')
+			}
+		}
+		soft := strings.HasSuffix(content, " ") && content != "-- "
+		if soft && delsp {
+			content = content[:len(content)-1]
+		}
+		cur.WriteString(content)
+		if soft {
+			open, openDepth = true, depth
+			continue
+		}
+		out = append(out, cur.String())
+		cur.Reset()
+		open = false
+	}
+	if open {
+		out = append(out, cur.String())
+	}
+	return strings.Join(out, "\n")
 }
 
 var metaCharset = regexp.MustCompile(`(?i)<meta[^>]*charset\s*=\s*["']?\s*([a-z0-9_.:-]+)`)
@@ -1257,6 +1307,7 @@ func (p *mailParser) finish() {
 	}
 	m.Subject = cleanText(m.Subject)
 	if p.keepOriginal {
+		p.keepOriginal = false // once, should finish run again after a panic
 		m.Attachments = append(m.Attachments, connectors.Attachment{
 			Filename:    "original.eml",
 			ContentType: "message/rfc822",

@@ -694,3 +694,28 @@ func TestParseCorpusGenerate(t *testing.T) {
 	}
 	write("garbage.eml", junk)
 }
+
+func TestParseFlowed(t *testing.T) {
+	tests := []struct {
+		in    string
+		delsp bool
+		want  string
+	}{
+		{"This is a long \nparagraph that \nflows.\nNew line.", false, "This is a long paragraph that flows.\nNew line."},
+		{"Spaces dropped \nwith delsp.", true, "Spaces droppedwith delsp."},
+		{"> quoted and \n> flowed\nnot quoted", false, "> quoted and flowed\nnot quoted"},
+		{">> deep \n> shallow", false, ">> deep \n> shallow"},
+		{"Regards,\n-- \nAnna", false, "Regards,\n-- \nAnna"},
+		{" >stuffed line", false, ">stuffed line"},
+		{"ends soft ", false, "ends soft "},
+	}
+	for _, tt := range tests {
+		if got := unflow(tt.in, tt.delsp); got != tt.want {
+			t.Errorf("unflow(%q, %v) = %q, want %q", tt.in, tt.delsp, got, tt.want)
+		}
+	}
+	m := Parse([]byte("From: a@example.org\nContent-Type: text/plain; charset=utf-8; format=flowed\n\nHello, this line was \nwrapped by Thunderbird.\n"))
+	if m.Text != "Hello, this line was wrapped by Thunderbird." {
+		t.Errorf("Text = %q", m.Text)
+	}
+}
