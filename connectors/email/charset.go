@@ -425,6 +425,9 @@ func decodeBase64Lenient(in []byte) (out []byte, bad bool) {
 		switch {
 		case c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '+', c == '/':
 			seg = append(seg, c)
+			if len(seg) == 1<<16 {
+				decodeSeg() // whole quanta: a large attachment is decoded in steps
+			}
 		case c == '=':
 			if len(seg) > 0 {
 				decodeSeg()

@@ -719,3 +719,39 @@ func TestParseFlowed(t *testing.T) {
 		t.Errorf("Text = %q", m.Text)
 	}
 }
+
+func TestParseAddressHeaders(t *testing.T) {
+	raw := "Delivered-To: Support@Example.COM\n" +
+		"X-Original-To: support+t10042@example.com\n" +
+		"Delivered-To: support@example.com\n" +
+		"Sender: Helpdesk Robot <robot@example.org>\n" +
+		"From: \"Vendor, Desk\" <desk@Vendor.Example.NET>\n" +
+		"Reply-To: Replies <replies@vendor.example.net>, other@vendor.example.net\n" +
+		"To: a@example.com\nTo: b@example.com\n" +
+		"Cc: =?utf-8?Q?Jos=C3=A9?= <jose@example.es>\n\nbody"
+	m := Parse([]byte(raw))
+	if m.From != (Address{"Vendor, Desk", "desk@vendor.example.net"}) {
+		t.Errorf("From = %+v", m.From)
+	}
+	if strings.Join(m.DeliveredTo, " ") != "Support@example.com support+t10042@example.com" {
+		t.Errorf("DeliveredTo = %q", m.DeliveredTo)
+	}
+	if len(m.ReplyTo) != 2 || m.ReplyTo[0] != (Address{"Replies", "replies@vendor.example.net"}) || m.ReplyTo[1].Addr != "other@vendor.example.net" {
+		t.Errorf("ReplyTo = %+v", m.ReplyTo)
+	}
+	if len(m.To) != 2 || m.To[1].Addr != "b@example.com" {
+		t.Errorf("To = %+v", m.To)
+	}
+	if len(m.Cc) != 1 || m.Cc[0] != (Address{"José", "jose@example.es"}) {
+		t.Errorf("Cc = %+v", m.Cc)
+	}
+	// Without From, Sender names the author.
+	m = Parse([]byte("Sender: Helpdesk Robot <robot@example.org>\nSubject: x\n\nbody"))
+	if m.From != (Address{"Helpdesk Robot", "robot@example.org"}) {
+		t.Errorf("From from Sender = %+v", m.From)
+	}
+	// Header values stay raw.
+	if got := Parse([]byte(raw)).Header.Get("Cc"); got != "=?utf-8?Q?Jos=C3=A9?= <jose@example.es>" {
+		t.Errorf("raw Cc = %q", got)
+	}
+}
