@@ -139,6 +139,6 @@ func FuzzDecodeHeaderText(f *testing.F) {
 		}
 		parseMessageIDs(s, true)
 		parseMailDate(s)
-		paramValue(s, "filename")
+		mimeParamValue(s, "filename")
 	})
 }

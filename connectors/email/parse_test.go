@@ -523,7 +523,7 @@ func TestParseFilenames(t *testing.T) {
 		{`attachment; size=3`, "filename", ""},
 	}
 	for _, tt := range tests {
-		got, _ := paramValue(tt.header, tt.key)
+		got, _ := mimeParamValue(tt.header, tt.key)
 		if got != tt.want {
 			t.Errorf("paramValue(%q, %q) = %q, want %q", tt.header, tt.key, got, tt.want)
 		}
@@ -536,7 +536,7 @@ func TestParseFilenames(t *testing.T) {
 		"a\x00b\nc.txt":                   "abc.txt",
 		strings.Repeat("x", 300) + ".pdf": strings.Repeat("x", 251) + ".pdf",
 	} {
-		if got := sanitizeFilename(in); got != want {
+		if got := safeAttachmentName(in); got != want {
 			t.Errorf("sanitizeFilename(%q) = %q, want %q", in, got, want)
 		}
 	}

@@ -60,7 +60,7 @@ func tnefTestProps(props ...tnefTestProp) []byte {
 			binary.Write(&b, binary.LittleEndian, uint32(1))
 			binary.Write(&b, binary.LittleEndian, uint32(len(p.value)))
 			b.Write(p.value)
-			b.Write(make([]byte, int(pad4(uint64(len(p.value))))-len(p.value)))
+			b.Write(make([]byte, int(tnefPad4(uint64(len(p.value))))-len(p.value)))
 		default:
 			b.Write(p.value)
 		}
