@@ -1218,24 +1218,41 @@ var attachmentExtByType = map[string]string{
 	"video/quicktime":                                                           ".mov",
 }
 
+// attachmentTypeByExt gives files from winmail.dat a type when TNEF
+// names none (our own table: the system's MIME table differs between
+// machines).
 func attachmentTypeByExt(name string) string {
-	ext := strings.ToLower(path.Ext(name))
-	for ct, e := range attachmentExtByType {
-		if e == ext && ext != ".bin" && ext != ".dat" && ext != ".txt" && ext != ".eml" && ext != ".xml" && ext != ".zip" && ext != ".jpg" && ext != ".ics" {
-			return ct
-		}
-	}
-	switch ext {
-	case ".txt":
+	switch strings.ToLower(path.Ext(name)) {
+	case ".pdf":
+		return "application/pdf"
+	case ".txt", ".log", ".csv":
 		return "text/plain"
-	case ".eml":
-		return "message/rfc822"
+	case ".htm", ".html":
+		return "text/html"
 	case ".xml":
 		return "application/xml"
 	case ".zip":
 		return "application/zip"
+	case ".doc":
+		return "application/msword"
+	case ".docx":
+		return "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+	case ".xls":
+		return "application/vnd.ms-excel"
+	case ".xlsx":
+		return "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+	case ".pptx":
+		return "application/vnd.openxmlformats-officedocument.presentationml.presentation"
+	case ".rtf":
+		return "application/rtf"
+	case ".png":
+		return "image/png"
 	case ".jpg", ".jpeg":
 		return "image/jpeg"
+	case ".gif":
+		return "image/gif"
+	case ".eml":
+		return "message/rfc822"
 	case ".ics":
 		return "text/calendar"
 	}
