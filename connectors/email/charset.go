@@ -149,9 +149,9 @@ func decodeCharset(label string, b []byte) (text, warning string) {
 	cs := lookupCharset(label)
 	switch cs.kind {
 	case charsetASCII:
-		if isASCII(b) {
+		if allASCII(b) {
 			if looksISO2022JP(b) {
-				if s, ok := decodeWith(japanese.ISO2022JP, b); ok {
+				if s, ok := decodeWithEncoding(japanese.ISO2022JP, b); ok {
 					return s, ""
 				}
 			}
@@ -161,7 +161,7 @@ func decodeCharset(label string, b []byte) (text, warning string) {
 		if label == "" {
 			return s, ""
 		}
-		return s, "charset " + quoteLabel(label) + " holds 8-bit bytes: read as " + w
+		return s, "charset " + quoteCharsetLabel(label) + " holds 8-bit bytes: read as " + w
 	case charsetUTF8:
 		if utf8.Valid(b) {
 			return string(b), ""
@@ -170,21 +170,21 @@ func decodeCharset(label string, b []byte) (text, warning string) {
 	case charsetOther:
 		// Valid UTF-8 with 8-bit bytes is almost never legacy text by
 		// chance: it is UTF-8 under a wrong label.
-		if !isASCII(b) && utf8.Valid(b) && cs.name != "utf-16le" && cs.name != "utf-16be" && cs.name != "utf-16" {
+		if !allASCII(b) && utf8.Valid(b) && cs.name != "utf-16le" && cs.name != "utf-16be" && cs.name != "utf-16" {
 			return string(b), "text labelled " + cs.name + " is UTF-8: read as UTF-8"
 		}
 		if cs.name == "windows-1252" {
 			// Also the five bytes the decoder leaves undefined.
 			return decodeWindows1252(b), ""
 		}
-		s, ok := decodeWith(cs.enc, b)
+		s, ok := decodeWithEncoding(cs.enc, b)
 		if ok {
 			return s, ""
 		}
 		return s, "some bytes are not valid " + cs.name + " and were replaced"
 	}
 	s, w := guessCharset(b)
-	return s, "unknown charset " + quoteLabel(label) + ": read as " + w
+	return s, "unknown charset " + quoteCharsetLabel(label) + ": read as " + w
 }
 
 // guessCharset reads unlabelled 8-bit text: UTF-8 if it is valid UTF-8,
@@ -196,9 +196,9 @@ func guessCharset(b []byte) (text, name string) {
 	return utf8OrWindows1252(b), "windows-1252"
 }
 
-// decodeWith decodes b and reports whether every byte was readable (no
+// decodeWithEncoding decodes b and reports whether every byte was readable (no
 // U+FFFD appeared that was not in the input).
-func decodeWith(enc encoding.Encoding, b []byte) (string, bool) {
+func decodeWithEncoding(enc encoding.Encoding, b []byte) (string, bool) {
 	out, err := enc.NewDecoder().Bytes(b)
 	if err != nil {
 		return utf8OrWindows1252(b), false
@@ -247,7 +247,7 @@ func windows1252Rune(c byte) rune {
 	return r
 }
 
-func isASCII(b []byte) bool {
+func allASCII(b []byte) bool {
 	for _, c := range b {
 		if c >= 0x80 {
 			return false
@@ -262,7 +262,7 @@ func looksISO2022JP(b []byte) bool {
 	return bytes.Contains(b, []byte("\x1b$B")) || bytes.Contains(b, []byte("\x1b$@"))
 }
 
-func quoteLabel(l string) string {
+func quoteCharsetLabel(l string) string {
 	return `"` + utf8OrWindows1252([]byte(strings.TrimSpace(l))) + `"`
 }
 
@@ -270,7 +270,7 @@ func quoteLabel(l string) string {
 
 // encodedWord matches one encoded word. The text part may hold spaces
 // (some mailers fold inside a word); neither B nor Q text ever holds "?".
-var encodedWord = regexp.MustCompile(`=\?([^?\s]{1,75})\?([bBqQ])\?([^?]*)\?=`)
+var rfc2047Word = regexp.MustCompile(`=\?([^?\s]{1,75})\?([bBqQ])\?([^?]*)\?=`)
 
 // decodeHeaderText decodes a header value to UTF-8: RFC 2047 encoded
 // words, also when a multibyte character is cut across two words (the
@@ -278,23 +278,23 @@ var encodedWord = regexp.MustCompile(`=\?([^?\s]{1,75})\?([bBqQ])\?([^?]*)\?=`)
 // when words are joined without whitespace, or mislabelled; and raw 8-bit
 // bytes, read as UTF-8 if valid, else in the fallback charset.
 func decodeHeaderText(s, fallback string) string {
-	return cleanHeaderText(decodeWords(s, fallback, nil))
+	return flattenHeaderText(decodeRFC2047Words(s, fallback, nil))
 }
 
-// decodeWords does the work of decodeHeaderText. With wrap set, each run
+// decodeRFC2047Words does the work of decodeHeaderText. With wrap set, each run
 // of encoded words is passed through wrap after decoding (the address
 // parser quotes it so that a decoded comma or "<" cannot split a name).
-func decodeWords(s, fallback string, wrap func(string) string) string {
+func decodeRFC2047Words(s, fallback string, wrap func(string) string) string {
 	if !strings.Contains(s, "=?") {
 		return decodeRaw8bit([]byte(s), fallback)
 	}
 	var out strings.Builder
 	var run []byte     // decoded bytes of the current run of words
 	var runCS string   // their charset label
-	var runRaw string  // the words as written, in case they cannot be decoded
+	inRun := false     // a run of words is open
 	pendingSpace := "" // whitespace between two words, dropped if another word follows
 	flush := func() {
-		if runRaw == "" {
+		if !inRun {
 			return
 		}
 		text, _ := decodeCharset(runCS, run)
@@ -305,16 +305,16 @@ func decodeWords(s, fallback string, wrap func(string) string) string {
 			text = wrap(text)
 		}
 		out.WriteString(text)
-		run, runCS, runRaw = nil, "", ""
+		run, runCS, inRun = nil, "", false
 	}
 	rest := s
 	for {
-		loc := encodedWord.FindStringSubmatchIndex(rest)
+		loc := rfc2047Word.FindStringSubmatchIndex(rest)
 		if loc == nil {
 			break
 		}
 		between := rest[:loc[0]]
-		if runRaw != "" && strings.Trim(between, " \t\r\n") == "" {
+		if inRun && strings.Trim(between, " \t\r\n") == "" {
 			pendingSpace = between
 		} else {
 			flush()
@@ -332,15 +332,14 @@ func decodeWords(s, fallback string, wrap func(string) string) string {
 			pendingSpace = ""
 			continue
 		}
-		if runRaw != "" && normalizeCharsetLabel(cs) != normalizeCharsetLabel(runCS) {
+		if inRun && normalizeCharsetLabel(cs) != normalizeCharsetLabel(runCS) {
 			flush()
 		}
 		pendingSpace = ""
-		if runRaw == "" {
-			runCS = cs
+		if !inRun {
+			runCS, inRun = cs, true
 		}
 		run = append(run, data...)
-		runRaw += word
 	}
 	flush()
 	out.WriteString(decodeRaw8bit([]byte(rest), fallback))
@@ -362,8 +361,8 @@ func decodeWordText(enc, text string) ([]byte, bool) {
 		switch {
 		case c == '_':
 			out = append(out, ' ')
-		case c == '=' && i+2 < len(text) && isHex(text[i+1]) && isHex(text[i+2]):
-			out = append(out, unhex(text[i+1])<<4|unhex(text[i+2]))
+		case c == '=' && i+2 < len(text) && isHexDigit(text[i+1]) && isHexDigit(text[i+2]):
+			out = append(out, hexDigitValue(text[i+1])<<4|hexDigitValue(text[i+2]))
 			i += 2
 		default:
 			out = append(out, c)
@@ -375,13 +374,13 @@ func decodeWordText(enc, text string) ([]byte, bool) {
 // decodeRaw8bit reads header bytes that are not encoded words: raw 8-bit
 // text is UTF-8 when valid (RFC 6532), else in the fallback charset.
 func decodeRaw8bit(b []byte, fallback string) string {
-	if isASCII(b) || utf8.Valid(b) {
+	if allASCII(b) || utf8.Valid(b) {
 		return string(b)
 	}
 	if fallback != "" {
 		cs := lookupCharset(fallback)
 		if cs.kind == charsetOther {
-			if s, ok := decodeWith(cs.enc, b); ok {
+			if s, ok := decodeWithEncoding(cs.enc, b); ok {
 				return s
 			}
 		}
@@ -389,9 +388,9 @@ func decodeRaw8bit(b []byte, fallback string) string {
 	return utf8OrWindows1252(b)
 }
 
-// cleanHeaderText turns line breaks, tabs and other control characters
+// flattenHeaderText turns line breaks, tabs and other control characters
 // into spaces and trims the ends.
-func cleanHeaderText(s string) string {
+func flattenHeaderText(s string) string {
 	s = strings.Map(func(r rune) rune {
 		if r < 0x20 || r == 0x7f {
 			return ' '
@@ -426,6 +425,9 @@ func decodeBase64Lenient(in []byte) (out []byte, bad bool) {
 		switch {
 		case c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '+', c == '/':
 			seg = append(seg, c)
+			if len(seg) == 1<<16 {
+				decodeSeg() // whole quanta: a large attachment is decoded in steps
+			}
 		case c == '=':
 			if len(seg) > 0 {
 				decodeSeg()
@@ -463,12 +465,12 @@ func decodeQPLenient(in []byte) (out []byte, bad bool) {
 				soft = true
 				break
 			}
-			if i+2 < len(line) && isHex(line[i+1]) && isHex(line[i+2]) {
-				out = append(out, unhex(line[i+1])<<4|unhex(line[i+2]))
+			if i+2 < len(line) && isHexDigit(line[i+1]) && isHexDigit(line[i+2]) {
+				out = append(out, hexDigitValue(line[i+1])<<4|hexDigitValue(line[i+2]))
 				i += 2
 				continue
 			}
-			if i+2 == len(line) && isHex(line[i+1]) {
+			if i+2 == len(line) && isHexDigit(line[i+1]) {
 				// "=A" at the end of a line: a cut escape.
 				bad = true
 				break
@@ -483,11 +485,11 @@ func decodeQPLenient(in []byte) (out []byte, bad bool) {
 	return out, bad
 }
 
-func isHex(c byte) bool {
+func isHexDigit(c byte) bool {
 	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
 }
 
-func unhex(c byte) byte {
+func hexDigitValue(c byte) byte {
 	switch {
 	case c >= '0' && c <= '9':
 		return c - '0'

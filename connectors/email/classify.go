@@ -97,7 +97,7 @@ func classifyReport(m *Mail) (Classification, bool) {
 	case r.ReportType == "disposition-notification":
 		return Classification{Kind: KindAutoReply, Reason: "read receipt (disposition-notification)"}, true
 	case r.ReportType != "":
-		return Classification{Kind: KindAutoReply, Reason: "machine report (" + truncate(r.ReportType, 40) + ")"}, true
+		return Classification{Kind: KindAutoReply, Reason: "machine report (" + shortenForWarning(r.ReportType, 40) + ")"}, true
 	}
 	return Classification{}, false
 }
@@ -105,7 +105,7 @@ func classifyReport(m *Mail) (Classification, bool) {
 func actionSummary(rs []BounceRecipient) string {
 	var actions []string
 	for _, r := range rs {
-		if r.Action != "" && !containsFold(actions, r.Action) {
+		if r.Action != "" && !containsFoldString(actions, r.Action) {
 			actions = append(actions, r.Action)
 		}
 	}
@@ -151,7 +151,7 @@ func emptyReturnPath(h textproto.MIMEHeader) bool {
 	if len(vs) == 0 {
 		return false
 	}
-	v := strings.TrimSpace(stripComments(vs[0]))
+	v := strings.TrimSpace(stripHeaderComments(vs[0]))
 	return v == "<>" || v == "" || v == "< >"
 }
 
@@ -167,7 +167,7 @@ func autoReplyReason(m *Mail) string {
 			token = strings.ToLower(fields[0])
 		}
 		if token != "no" {
-			return "Auto-Submitted: " + truncate(cleanText(token), 40)
+			return "Auto-Submitted: " + shortenForWarning(utf8NoNUL(token), 40)
 		}
 	}
 	// Vendor headers of autoresponders (C07b has only X-Autoresponder).
@@ -180,7 +180,7 @@ func autoReplyReason(m *Mail) string {
 		}
 	}
 	for _, k := range []string{"Precedence", "X-Precedence"} {
-		switch v := strings.ToLower(strings.TrimSpace(stripComments(h.Get(k)))); v {
+		switch v := strings.ToLower(strings.TrimSpace(stripHeaderComments(h.Get(k)))); v {
 		case "bulk", "junk", "list", "auto_reply", "auto-reply", "autoreply":
 			return k + ": " + v
 		}
@@ -223,7 +223,7 @@ var oooSubject = regexp.MustCompile(`(?i)^(?:(?:re|aw|antw|sv|fw|fwd|tr)\s*:\s*)
 func parseDSNRecipients(ds []byte) []BounceRecipient {
 	var out []BounceRecipient
 	for _, block := range dsnBlocks(ds) {
-		h, _ := enmime.ReadHeader(bufio.NewReader(bytes.NewReader(block)), noopCollector{})
+		h, _ := enmime.ReadHeader(bufio.NewReader(bytes.NewReader(block)), discardMIMEErrors{})
 		if h == nil {
 			continue
 		}
@@ -238,16 +238,16 @@ func parseDSNRecipients(ds []byte) []BounceRecipient {
 		if _, rest, ok := strings.Cut(diag, ";"); ok {
 			diag = rest
 		}
-		diag = cleanHeaderText(decodeHeaderText(spaces.ReplaceAllString(diag, " "), ""))
-		status := statusCode.FindString(stripComments(h.Get("Status")))
+		diag = flattenHeaderText(decodeHeaderText(runOfSpaces.ReplaceAllString(diag, " "), ""))
+		status := enhancedStatusCode.FindString(stripHeaderComments(h.Get("Status")))
 		if status == "" {
-			status = statusCode.FindString(diag)
+			status = enhancedStatusCode.FindString(diag)
 		}
 		out = append(out, BounceRecipient{
 			Address:    addr,
-			Action:     strings.ToLower(strings.TrimSpace(stripComments(h.Get("Action")))),
+			Action:     strings.ToLower(strings.TrimSpace(stripHeaderComments(h.Get("Action")))),
 			Status:     status,
-			Diagnostic: truncate(diag, 500),
+			Diagnostic: shortenForWarning(diag, 500),
 		})
 		if len(out) >= 100 {
 			break
@@ -257,15 +257,15 @@ func parseDSNRecipients(ds []byte) []BounceRecipient {
 }
 
 var (
-	statusCode = regexp.MustCompile(`\b[245]\.[0-9]{1,3}\.[0-9]{1,3}\b`)
-	blankLine  = regexp.MustCompile(`\n[ \t]*\n`)
+	enhancedStatusCode = regexp.MustCompile(`\b[245]\.[0-9]{1,3}\.[0-9]{1,3}\b`)
+	dsnBlankLine       = regexp.MustCompile(`\n[ \t]*\n`)
 )
 
 // dsnBlocks splits a delivery-status body into its field groups.
 func dsnBlocks(ds []byte) [][]byte {
 	ds = bytes.ReplaceAll(ds, []byte("\r\n"), []byte("\n"))
 	var out [][]byte
-	for _, b := range blankLine.Split(string(ds), -1) {
+	for _, b := range dsnBlankLine.Split(string(ds), -1) {
 		if strings.TrimSpace(b) != "" {
 			out = append(out, []byte(strings.TrimLeft(b, "\n")+"\n\n"))
 		}
@@ -283,7 +283,7 @@ func dsnAddress(v string) string {
 	if _, rest, ok := strings.Cut(v, ";"); ok {
 		v = rest
 	}
-	return normalizeMailAddr(strings.TrimSpace(stripComments(v)))
+	return normalizeMailAddr(strings.TrimSpace(stripHeaderComments(v)))
 }
 
 // textBounceRecipients finds failed recipients in the text of a
@@ -291,14 +291,14 @@ func dsnAddress(v string) string {
 // 550 5.1.1 …" (Postfix, qmail), with the paragraph as the diagnostic.
 func textBounceRecipients(text string) []BounceRecipient {
 	var out []BounceRecipient
-	for _, para := range blankLine.Split(text, -1) {
+	for _, para := range dsnBlankLine.Split(text, -1) {
 		m := bounceLine.FindStringSubmatch(para)
 		if m == nil {
 			continue
 		}
 		addr := normalizeMailAddr(m[1])
-		diag := strings.TrimSpace(spaces.ReplaceAllString(para, " "))
-		out = append(out, BounceRecipient{Address: addr, Action: "failed", Status: statusCode.FindString(diag), Diagnostic: truncate(diag, 500)})
+		diag := strings.TrimSpace(runOfSpaces.ReplaceAllString(para, " "))
+		out = append(out, BounceRecipient{Address: addr, Action: "failed", Status: enhancedStatusCode.FindString(diag), Diagnostic: shortenForWarning(diag, 500)})
 		if len(out) >= 100 {
 			break
 		}
@@ -335,7 +335,7 @@ func originalMessageID(m *Mail, ds []byte) string {
 			continue // our own copy of this mail
 		}
 		if a.ContentType == "message/rfc822" || a.ContentType == "message/global" || a.ContentType == "text/rfc822-headers" {
-			if id := headerMessageID(headerBlock(a.Data), "Message-Id"); id != "" {
+			if id := headerMessageID(headerBlockOf(a.Data), "Message-Id"); id != "" {
 				return id
 			}
 		}
@@ -351,7 +351,7 @@ func originalMessageID(m *Mail, ds []byte) string {
 var quotedMessageID = regexp.MustCompile(`(?im)^\s*(?:>\s*)*message-id:\s*(.+)$`)
 
 func headerMessageID(block []byte, key string) string {
-	h, _ := enmime.ReadHeader(bufio.NewReader(bytes.NewReader(block)), noopCollector{})
+	h, _ := enmime.ReadHeader(bufio.NewReader(bytes.NewReader(block)), discardMIMEErrors{})
 	if h == nil {
 		return ""
 	}

@@ -177,8 +177,8 @@ func TestComposeReplyDeterministic(t *testing.T) {
 	if ida != idb || !bytes.Equal(a, b) {
 		t.Fatalf("two composes of one message differ: %s / %s", ida, idb)
 	}
-	if n, ok := parseOwnMessageID(ida, "support.example.com"); !ok || n != 10044 {
-		t.Fatalf("parseOwnMessageID(%q) = %d, %v", ida, n, ok)
+	if n, ok := parseOwnMessageID(ida, "support.example.com"); !ok || n.TicketNumber != 10044 {
+		t.Fatalf("parseOwnMessageID(%q) = %+v, %v", ida, n, ok)
 	}
 	out.IdempotencyKey = "another"
 	_, idc, _ := composeReply(composeTestSettings(), out, composeTestClock)

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"fmt"
+	"io"
 	"net/mail"
 	"net/textproto"
 	"path"
@@ -45,12 +46,37 @@ func Parse(raw []byte) (m *Mail) {
 	return p.m
 }
 
+// maxMIMEParts bounds the parts of one mail we read: enmime links
+// sibling parts in a list it walks on every insert, so the work grows
+// with the square of their number.
+const maxMIMEParts = 1000
+
+// limitMIMEParts cuts src before its (max+1)th line that looks like a
+// MIME delimiter ("--" followed by a boundary).
+func limitMIMEParts(src []byte, max int) ([]byte, bool) {
+	n := 0
+	for off := 0; off < len(src); {
+		line := src[off:]
+		if i := bytes.IndexByte(line, '\n'); i >= 0 {
+			line = line[:i+1]
+		}
+		if len(line) > 2 && line[0] == '-' && line[1] == '-' && line[2] > ' ' {
+			if n++; n > max {
+				return src[:off], true
+			}
+		}
+		off += len(line)
+	}
+	return src, false
+}
+
 // maxPartDepth bounds the nesting of multiparts and reparsed parts we
 // follow; deeper parts are kept only in original.eml.
 const maxPartDepth = 32
 
 type mailParser struct {
-	raw []byte
+	raw []byte // the input, for original.eml
+	src []byte // the input as parsed (see trimBeforeHeader, limitMIMEParts)
 	m   *Mail
 
 	// fallback is the charset raw 8-bit header bytes are read in when
@@ -95,6 +121,12 @@ func (p *mailParser) run() {
 		p.finish()
 		return
 	}
+	if limited, cut := limitMIMEParts(src, maxMIMEParts); cut {
+		p.warnf("the mail has more than %d MIME parts: only the first ones are read, the whole mail is in original.eml", maxMIMEParts)
+		p.keepOriginal = true
+		src = limited
+	}
+	p.src = src
 	root, err := p.enmimeParser().ReadParts(bytes.NewReader(src))
 	if err != nil || root == nil {
 		p.warnf("the MIME structure could not be read (%v): the body is kept as plain text", err)
@@ -109,7 +141,7 @@ func (p *mailParser) run() {
 	}
 	p.fallback = firstLegacyCharset(root)
 	p.readHeaders()
-	p.walk(root, walkState{}, 0)
+	p.walk(root, partWalkState{}, 0)
 	p.finish()
 }
 
@@ -122,24 +154,24 @@ func trimBeforeHeader(b []byte) []byte {
 		}
 	}
 	t := bytes.TrimLeft(b, "\r\n")
-	if len(t) < len(b) && headerLine.Match(t) {
+	if len(t) < len(b) && looksLikeHeaderLine.Match(t) {
 		return t
 	}
 	return b
 }
 
-var headerLine = regexp.MustCompile(`^[A-Za-z0-9-]{1,76}:`)
+var looksLikeHeaderLine = regexp.MustCompile(`^[A-Za-z0-9-]{1,76}:`)
 
 // readUnstructured is the last resort: the header as far as it reads,
 // the rest as text.
 func (p *mailParser) readUnstructured(src []byte) {
 	br := bufio.NewReader(bytes.NewReader(src))
-	h, err := enmime.ReadHeader(br, noopCollector{})
+	h, err := enmime.ReadHeader(br, discardMIMEErrors{})
 	if err == nil && h != nil {
 		p.m.Header = h
 		p.readHeaders()
 	}
-	body, _ := readAllLimited(br)
+	body, _ := io.ReadAll(br)
 	if len(body) == 0 && len(p.m.Header) == 0 {
 		body = src
 	}
@@ -147,16 +179,10 @@ func (p *mailParser) readUnstructured(src []byte) {
 	p.texts = append(p.texts, text)
 }
 
-func readAllLimited(br *bufio.Reader) ([]byte, error) {
-	var buf bytes.Buffer
-	_, err := buf.ReadFrom(br)
-	return buf.Bytes(), err
-}
+type discardMIMEErrors struct{}
 
-type noopCollector struct{}
-
-func (noopCollector) AddError(string, string, ...any)   {}
-func (noopCollector) AddWarning(string, string, ...any) {}
+func (discardMIMEErrors) AddError(string, string, ...any)   {}
+func (discardMIMEErrors) AddWarning(string, string, ...any) {}
 
 // parseMediaType is enmime's tolerant parser with a last resort: a value
 // it rejects still gives its type and the parameters we need, so that a
@@ -172,11 +198,11 @@ func (p *mailParser) parseMediaType(v string) (string, map[string]string, []stri
 	}
 	params = map[string]string{}
 	for _, k := range []string{"boundary", "charset", "name", "filename", "report-type", "type", "start"} {
-		if val, ok := paramValue(v, k); ok {
+		if val, ok := mimeParamValue(v, k); ok {
 			params[k] = val
 		}
 	}
-	p.warnf("a malformed header value was read as far as possible: %q", truncate(utf8OrWindows1252([]byte(v)), 120))
+	p.warnf("a malformed header value was read as far as possible: %q", shortenForWarning(utf8OrWindows1252([]byte(v)), 120))
 	return mt, params, nil, nil
 }
 
@@ -212,7 +238,7 @@ func (p *mailParser) readHeaders() {
 	}
 	if p.m.From.Addr == "" {
 		if v := h.Get("From"); v != "" {
-			p.warnf("the From address could not be read: %q", truncate(decodeHeaderText(v, p.fallback), 120))
+			p.warnf("the From address could not be read: %q", shortenForWarning(decodeHeaderText(v, p.fallback), 120))
 		} else {
 			p.warnf("the mail has no From address")
 		}
@@ -223,7 +249,7 @@ func (p *mailParser) readHeaders() {
 	var delivered []string
 	for _, k := range []string{"Delivered-To", "X-Original-To"} {
 		for _, a := range parseAddressList(h.Values(k), p.fallback) {
-			if a.Addr != "" && !containsFold(delivered, a.Addr) {
+			if a.Addr != "" && !containsFoldString(delivered, a.Addr) {
 				delivered = append(delivered, a.Addr)
 			}
 		}
@@ -240,7 +266,7 @@ func (p *mailParser) readHeaders() {
 		if t, ok := parseMailDate(v); ok {
 			p.m.Date = t
 		} else {
-			p.warnf("the Date header could not be read: %q", truncate(utf8OrWindows1252([]byte(v)), 80))
+			p.warnf("the Date header could not be read: %q", shortenForWarning(utf8OrWindows1252([]byte(v)), 80))
 		}
 	}
 	if p.m.Date.IsZero() {
@@ -255,7 +281,7 @@ func (p *mailParser) readHeaders() {
 	}
 }
 
-func containsFold(list []string, s string) bool {
+func containsFoldString(list []string, s string) bool {
 	for _, v := range list {
 		if strings.EqualFold(v, s) {
 			return true
@@ -282,14 +308,14 @@ func parseAddresses(v, fallback string) []Address {
 	if v == "" {
 		return nil
 	}
-	pre := decodeWords(v, fallback, func(s string) string {
+	pre := decodeRFC2047Words(v, fallback, func(s string) string {
 		return "=?utf-8?b?" + base64.StdEncoding.EncodeToString([]byte(s)) + "?="
 	})
 	var out []Address
 	if list, err := (&mail.AddressParser{}).ParseList(pre); err == nil && !misreadList(list, pre) {
 		for _, a := range list {
 			bare := normalizeMailAddr(a.Address)
-			addr := Address{Name: cleanName(decodeHeaderText(a.Name, fallback), bare), Addr: bare}
+			addr := Address{Name: tidyDisplayName(decodeHeaderText(a.Name, fallback), bare), Addr: bare}
 			if addr.Addr != "" {
 				out = append(out, addr)
 			}
@@ -309,7 +335,7 @@ func misreadList(list []*mail.Address, raw string) bool {
 		return false
 	}
 	for _, a := range list {
-		if bareAddr.MatchString(a.Name) {
+		if bareAddrRE.MatchString(a.Name) {
 			return true
 		}
 	}
@@ -355,15 +381,15 @@ func splitAddressList(s string) []string {
 }
 
 var (
-	angleAddr = regexp.MustCompile(`<\s*([^<>\s]*)\s*>`)
-	bareAddr  = regexp.MustCompile(`[^\s<>()",;:]+@[^\s<>()",;:]+`)
-	comment   = regexp.MustCompile(`\(([^()]*)\)`)
+	angleAddrRE  = regexp.MustCompile(`<\s*([^<>\s]*)\s*>`)
+	bareAddrRE   = regexp.MustCompile(`[^\s<>()",;:]+@[^\s<>()",;:]+`)
+	parenComment = regexp.MustCompile(`\(([^()]*)\)`)
 )
 
 func looseAddresses(piece, fallback string) []Address {
 	piece = strings.TrimSpace(piece)
 	if !strings.Contains(piece, "<") {
-		if all := bareAddr.FindAllString(piece, -1); len(all) > 1 {
+		if all := bareAddrRE.FindAllString(piece, -1); len(all) > 1 {
 			var out []Address
 			for _, a := range all {
 				if a = normalizeMailAddr(a); a != "" {
@@ -388,28 +414,28 @@ func looseAddress(piece, fallback string) (Address, bool) {
 		return Address{}, false
 	}
 	var name, addr string
-	if m := angleAddr.FindStringSubmatchIndex(piece); m != nil {
+	if m := angleAddrRE.FindStringSubmatchIndex(piece); m != nil {
 		addr = piece[m[2]:m[3]]
 		name = piece[:m[0]] + " " + piece[m[1]:]
-	} else if m := bareAddr.FindStringIndex(piece); m != nil {
+	} else if m := bareAddrRE.FindStringIndex(piece); m != nil {
 		addr = piece[m[0]:m[1]]
 		name = piece[:m[0]] + " " + piece[m[1]:]
 	} else {
 		return Address{}, false
 	}
 	if name = strings.TrimSpace(name); strings.HasPrefix(name, "(") {
-		name = comment.ReplaceAllString(name, "$1")
+		name = parenComment.ReplaceAllString(name, "$1")
 	}
 	name = strings.ReplaceAll(name, `\"`, `"`)
 	name = strings.Trim(name, ` "'`)
 	addr = normalizeMailAddr(addr)
-	a := Address{Name: cleanName(decodeHeaderText(name, fallback), addr), Addr: addr}
+	a := Address{Name: tidyDisplayName(decodeHeaderText(name, fallback), addr), Addr: addr}
 	return a, a.Addr != ""
 }
 
-// cleanName drops the quotes and the address some mailers repeat as a
+// tidyDisplayName drops the quotes and the address some mailers repeat as a
 // display name.
-func cleanName(n, addr string) string {
+func tidyDisplayName(n, addr string) string {
 	n = strings.TrimSpace(strings.Trim(strings.TrimSpace(n), `"'`))
 	if strings.EqualFold(strings.Trim(n, "<>"), addr) {
 		return ""
@@ -423,7 +449,7 @@ func normalizeMailAddr(a string) string {
 	a = strings.TrimSpace(a)
 	a = strings.Trim(a, `<>"' `)
 	a = strings.TrimPrefix(strings.TrimPrefix(a, "mailto:"), "MAILTO:")
-	a = cleanHeaderText(decodeRaw8bit([]byte(a), ""))
+	a = flattenHeaderText(decodeRaw8bit([]byte(a), ""))
 	if a == "" || strings.ContainsAny(a, " \t") {
 		return ""
 	}
@@ -440,7 +466,7 @@ func normalizeMailAddr(a string) string {
 // the value is one token); comments and junk around them are ignored.
 func parseMessageIDs(v string, single bool) []string {
 	v = strings.NewReplacer("\r", " ", "\n", " ", "\t", " ").Replace(v)
-	v = stripComments(v)
+	v = stripHeaderComments(v)
 	var ids []string
 	add := func(id string) {
 		id = strings.Trim(strings.TrimSpace(id), `"',;`)
@@ -456,7 +482,7 @@ func parseMessageIDs(v string, single bool) []string {
 		}
 		ids = append(ids, id)
 	}
-	for _, m := range bracketID.FindAllStringSubmatch(v, -1) {
+	for _, m := range bracketedMsgID.FindAllStringSubmatch(v, -1) {
 		add(m[1])
 	}
 	if len(ids) > 0 {
@@ -472,11 +498,11 @@ func parseMessageIDs(v string, single bool) []string {
 	return ids
 }
 
-var bracketID = regexp.MustCompile(`<([^<>]*)>`)
+var bracketedMsgID = regexp.MustCompile(`<([^<>]*)>`)
 
-// stripComments removes RFC 5322 comments (parenthesized, nested) that
+// stripHeaderComments removes RFC 5322 comments (parenthesized, nested) that
 // are outside angle brackets.
-func stripComments(v string) string {
+func stripHeaderComments(v string) string {
 	if !strings.Contains(v, "(") {
 		return v
 	}
@@ -518,7 +544,7 @@ func capIDs(ids []string) []string {
 	return out
 }
 
-var dateLayouts = []string{
+var mailDateLayouts = []string{
 	"Mon, 2 Jan 2006 15:04:05 -0700",
 	"Mon, 2 Jan 2006 15:04:05 MST",
 	"Mon, 2 Jan 2006 15:04:05 -0700 MST",
@@ -542,12 +568,12 @@ var dateLayouts = []string{
 	"2 Jan 2006",
 }
 
-var spaces = regexp.MustCompile(`\s+`)
+var runOfSpaces = regexp.MustCompile(`\s+`)
 
 // parseMailDate reads the dates mailers write: RFC 5322 and its obsolete
 // forms, zone names, comments, missing weekday or seconds, ISO 8601.
 func parseMailDate(v string) (time.Time, bool) {
-	v = strings.TrimSpace(spaces.ReplaceAllString(stripComments(v), " "))
+	v = strings.TrimSpace(runOfSpaces.ReplaceAllString(stripHeaderComments(v), " "))
 	if v == "" {
 		return time.Time{}, false
 	}
@@ -564,7 +590,7 @@ func parseMailDate(v string) (time.Time, bool) {
 		candidates = append(candidates, strings.TrimSpace(v2[i+1:]))
 	}
 	for _, c := range candidates {
-		for _, l := range dateLayouts {
+		for _, l := range mailDateLayouts {
 			if t, err := time.Parse(l, c); err == nil && ok(t) {
 				return t, true
 			}
@@ -575,7 +601,7 @@ func parseMailDate(v string) (time.Time, bool) {
 
 // The part tree.
 
-type walkState struct {
+type partWalkState struct {
 	alternative bool // inside multipart/alternative
 	related     bool // inside multipart/related
 	report      bool // inside multipart/report
@@ -596,11 +622,11 @@ func (p *mailParser) collectErrors(part *enmime.Part) {
 		if part.PartID != "" && part.PartID != "0" {
 			where = "part " + part.PartID
 		}
-		p.warnf("%s: %s: %s", where, strings.ToLower(e.Name), truncate(utf8OrWindows1252([]byte(e.Detail)), 160))
+		p.warnf("%s: %s: %s", where, strings.ToLower(e.Name), shortenForWarning(utf8OrWindows1252([]byte(e.Detail)), 160))
 	}
 }
 
-func (p *mailParser) walk(part *enmime.Part, st walkState, depth int) {
+func (p *mailParser) walk(part *enmime.Part, st partWalkState, depth int) {
 	if part == nil {
 		return
 	}
@@ -611,6 +637,10 @@ func (p *mailParser) walk(part *enmime.Part, st walkState, depth int) {
 		return
 	}
 	ct := part.ContentType
+	if ct == "multipart/report" && p.m.Report == nil {
+		rt, _ := mimeParamValue(part.Header.Get("Content-Type"), "report-type")
+		p.m.Report = &Report{ReportType: strings.ToLower(flattenHeaderText(rt))}
+	}
 	if strings.HasPrefix(ct, "multipart/") {
 		if part.FirstChild == nil {
 			p.reparseMultipart(part, st, depth)
@@ -622,7 +652,7 @@ func (p *mailParser) walk(part *enmime.Part, st walkState, depth int) {
 	p.leaf(part, st)
 }
 
-func (p *mailParser) walkMultipart(part *enmime.Part, st walkState, depth int) {
+func (p *mailParser) walkMultipart(part *enmime.Part, st partWalkState, depth int) {
 	switch part.ContentType {
 	case "multipart/alternative":
 		st.alternative = true
@@ -630,10 +660,6 @@ func (p *mailParser) walkMultipart(part *enmime.Part, st walkState, depth int) {
 		st.related = true
 	case "multipart/report":
 		st.report = true
-		if p.m.Report == nil {
-			rt, _ := paramValue(part.Header.Get("Content-Type"), "report-type")
-			p.m.Report = &Report{ReportType: strings.ToLower(cleanHeaderText(rt))}
-		}
 	}
 	if part.ContentType != "multipart/alternative" {
 		for c := part.FirstChild; c != nil; c = c.NextSibling {
@@ -670,8 +696,13 @@ func (p *mailParser) walkMultipart(part *enmime.Part, st walkState, depth int) {
 
 // reparseMultipart reads a multipart whose boundary parameter is missing
 // or wrong, with the boundary its first delimiter line shows.
-func (p *mailParser) reparseMultipart(part *enmime.Part, st walkState, depth int) {
+func (p *mailParser) reparseMultipart(part *enmime.Part, st partWalkState, depth int) {
 	content := part.Content
+	if len(content) == 0 && part.Parent == nil {
+		// enmime skipped the whole body looking for the boundary it was
+		// given: read the body again from the source.
+		content = bodyAfterHeader(p.src)
+	}
 	b := guessBoundary(content)
 	if b == "" || b == part.Boundary {
 		p.warnf("a %s part has no readable boundary: its content is kept as text", part.ContentType)
@@ -679,7 +710,7 @@ func (p *mailParser) reparseMultipart(part *enmime.Part, st walkState, depth int
 		p.addText(part, content)
 		return
 	}
-	p.warnf("a %s part has no usable boundary parameter: read with the boundary %q found in its content", part.ContentType, truncate(b, 70))
+	p.warnf("a %s part has no usable boundary parameter: read with the boundary %q found in its content", part.ContentType, shortenForWarning(b, 70))
 	p.keepOriginal = true
 	hdr := "Content-Type: " + part.ContentType + "; boundary=\"" + strings.ReplaceAll(b, `"`, `\"`) + "\"\r\n\r\n"
 	sub, err := p.enmimeParser().ReadParts(bytes.NewReader(append([]byte(hdr), content...)))
@@ -691,10 +722,15 @@ func (p *mailParser) reparseMultipart(part *enmime.Part, st walkState, depth int
 	p.walk(sub, st, depth+1)
 }
 
-var delimiterLine = regexp.MustCompile(`(?m)^--([^\s]{1,70})\s*$`)
+var mimeDelimiterLine = regexp.MustCompile(`(?m)^--([^\s]{1,70})\s*$`)
+
+// bodyAfterHeader returns what follows the header block of a mail.
+func bodyAfterHeader(msg []byte) []byte {
+	return msg[len(headerBlockOf(msg)):]
+}
 
 func guessBoundary(content []byte) string {
-	m := delimiterLine.FindSubmatch(content)
+	m := mimeDelimiterLine.FindSubmatch(content)
 	if m == nil {
 		return ""
 	}
@@ -706,7 +742,7 @@ func isAttachmentPart(part *enmime.Part) bool {
 }
 
 // leaf handles a part that holds content.
-func (p *mailParser) leaf(part *enmime.Part, st walkState) {
+func (p *mailParser) leaf(part *enmime.Part, st partWalkState) {
 	data := p.transferDecode(part)
 	ct := part.ContentType
 	if ct == "" {
@@ -733,7 +769,7 @@ func (p *mailParser) leaf(part *enmime.Part, st walkState) {
 		}
 	}
 	if (ct == "message/rfc822" || ct == "message/global") && st.report && p.m.Report != nil && p.m.Report.OriginalHeaders == nil {
-		p.m.Report.OriginalHeaders = headerBlock(data)
+		p.m.Report.OriginalHeaders = headerBlockOf(data)
 	}
 	if isTNEF(ct, name) {
 		p.readTNEF(data)
@@ -766,7 +802,7 @@ func (p *mailParser) transferDecode(part *enmime.Part) []byte {
 	case "", "7bit", "8bit", "binary", "7-bit", "8-bit":
 		return part.Content
 	default:
-		p.warnf("%s: unknown transfer encoding %q: the content is kept as received", p.partLabel(part), truncate(cte, 40))
+		p.warnf("%s: unknown transfer encoding %q: the content is kept as received", p.partLabel(part), shortenForWarning(cte, 40))
 		return part.Content
 	}
 }
@@ -791,9 +827,59 @@ func (p *mailParser) addText(part *enmime.Part, data []byte) {
 	}
 	if isHTML {
 		p.htmls = append(p.htmls, text)
-	} else {
-		p.texts = append(p.texts, text)
+		return
 	}
+	ct := part.Header.Get("Content-Type")
+	if f, _ := mimeParamValue(ct, "format"); strings.EqualFold(strings.TrimSpace(f), "flowed") {
+		delsp, _ := mimeParamValue(ct, "delsp")
+		text = unflow(text, strings.EqualFold(strings.TrimSpace(delsp), "yes"))
+	}
+	p.texts = append(p.texts, text)
+}
+
+// unflow joins the soft line breaks of format=flowed text (RFC 3676), as
+// Thunderbird and Apple Mail send it: a line ending in a space continues
+// on the next line of the same quote depth. The signature separator
+// "-- " is never joined.
+func unflow(text string, delsp bool) string {
+	lines := strings.Split(strings.ReplaceAll(text, "\r\n", "\n"), "\n")
+	var out []string
+	var cur strings.Builder
+	open, openDepth := false, 0
+	for _, line := range lines {
+		depth := 0
+		for depth < len(line) && line[depth] == '>' {
+			depth++
+		}
+		content := strings.TrimPrefix(line[depth:], " ") // space-stuffing
+		if open && depth != openDepth {
+			out = append(out, cur.String())
+			cur.Reset()
+			open = false
+		}
+		if !open {
+			cur.WriteString(line[:depth])
+			if depth > 0 {
+				cur.WriteByte(' ')
+			}
+		}
+		soft := strings.HasSuffix(content, " ") && content != "-- "
+		if soft && delsp {
+			content = content[:len(content)-1]
+		}
+		cur.WriteString(content)
+		if soft {
+			open, openDepth = true, depth
+			continue
+		}
+		out = append(out, cur.String())
+		cur.Reset()
+		open = false
+	}
+	if open {
+		out = append(out, cur.String())
+	}
+	return strings.Join(out, "\n")
 }
 
 var metaCharset = regexp.MustCompile(`(?i)<meta[^>]*charset\s*=\s*["']?\s*([a-z0-9_.:-]+)`)
@@ -809,9 +895,9 @@ func htmlMetaCharset(b []byte) string {
 	return ""
 }
 
-// headerBlock returns the header of a message: everything up to the
+// headerBlockOf returns the header of a message: everything up to the
 // first empty line.
-func headerBlock(msg []byte) []byte {
+func headerBlockOf(msg []byte) []byte {
 	for _, sep := range [][]byte{[]byte("\r\n\r\n"), []byte("\n\n")} {
 		if i := bytes.Index(msg, sep); i >= 0 {
 			return msg[:i+len(sep)/2]
@@ -820,7 +906,7 @@ func headerBlock(msg []byte) []byte {
 	return msg
 }
 
-func (p *mailParser) addAttachment(part *enmime.Part, ct, name string, data []byte, st walkState) {
+func (p *mailParser) addAttachment(part *enmime.Part, ct, name string, data []byte, st partWalkState) {
 	p.attachIndex++
 	if name == "" {
 		name = derivedFilename(ct, data, p.attachIndex)
@@ -831,15 +917,15 @@ func (p *mailParser) addAttachment(part *enmime.Part, ct, name string, data []by
 		Filename:    name,
 		ContentType: ct,
 		Data:        data,
-		ContentID:   cleanContentID(part.ContentID),
+		ContentID:   tidyContentID(part.ContentID),
 		Inline:      inline,
 	})
 }
 
-func cleanContentID(id string) string {
+func tidyContentID(id string) string {
 	id = strings.TrimSpace(id)
 	id = strings.TrimPrefix(strings.TrimSuffix(id, ">"), "<")
-	return cleanHeaderText(decodeRaw8bit([]byte(strings.TrimSpace(id)), ""))
+	return flattenHeaderText(decodeRaw8bit([]byte(strings.TrimSpace(id)), ""))
 }
 
 func isTNEF(ct, name string) bool {
@@ -857,14 +943,14 @@ func (p *mailParser) readTNEF(data []byte) {
 		return
 	}
 	for _, name := range msg.Lost {
-		p.warnf("winmail.dat: the file %q could not be extracted (it stays inside winmail.dat)", sanitizeFilename(name))
+		p.warnf("winmail.dat: the file %q could not be extracted (it stays inside winmail.dat)", safeAttachmentName(name))
 	}
 	for _, a := range msg.Attachments {
 		p.attachIndex++
-		name := sanitizeFilename(a.Name)
+		name := safeAttachmentName(a.Name)
 		ct := a.MIMEType
 		if ct == "" {
-			ct = contentTypeByExt(name)
+			ct = attachmentTypeByExt(name)
 		}
 		if name == "" {
 			name = derivedFilename(ct, a.Data, p.attachIndex)
@@ -882,37 +968,37 @@ func (p *mailParser) readTNEF(data []byte) {
 // filename, else Content-Type's name (RFC 2231 continuations and
 // charsets, RFC 2047 words, raw 8-bit); "" when neither is given.
 func (p *mailParser) partFilename(part *enmime.Part) string {
-	for _, src := range []struct{ header, param string }{
+	for _, src := range []struct{ header, mimeParam string }{
 		{"Content-Disposition", "filename"},
 		{"Content-Type", "name"},
 		{"Content-Type", "filename"},
 		{"Content-Disposition", "name"},
 	} {
-		if v, ok := paramValue(part.Header.Get(src.header), src.param); ok {
-			if n := sanitizeFilename(decodeHeaderText(v, p.fallback)); n != "" {
+		if v, ok := mimeParamValue(part.Header.Get(src.header), src.mimeParam); ok {
+			if n := safeAttachmentName(decodeHeaderText(v, p.fallback)); n != "" {
 				return n
 			}
 		}
 	}
 	if part.FileName != "" {
-		return sanitizeFilename(decodeHeaderText(part.FileName, p.fallback))
+		return safeAttachmentName(decodeHeaderText(part.FileName, p.fallback))
 	}
 	return ""
 }
 
-// paramValue returns one parameter of a structured header value such as
+// mimeParamValue returns one parameter of a structured header value such as
 // Content-Disposition. It reads RFC 2231 continuations (name*0, name*1)
 // and charset-encoded values (name*=charset'lang'value, name*0*=…), joining the
 // bytes of all segments before converting them so that a character cut
 // between two segments is whole (C11). A plain value is returned as
 // written (RFC 2047 words still encoded).
-func paramValue(header, key string) (string, bool) {
+func mimeParamValue(header, key string) (string, bool) {
 	key = strings.ToLower(key)
 	var plain string
 	var havePlain bool
-	segs := map[int]paramSeg{}
+	segs := map[int]mimeParamSeg{}
 	maxSeg := -1
-	for _, kv := range splitParams(header) {
+	for _, kv := range splitMIMEParams(header) {
 		name := strings.ToLower(kv.name)
 		if name == key {
 			if !havePlain {
@@ -936,7 +1022,7 @@ func paramValue(header, key string) (string, bool) {
 			encoded = true // "name*=" is one encoded segment
 		}
 		if _, dup := segs[n]; !dup {
-			segs[n] = paramSeg{value: kv.value, encoded: encoded}
+			segs[n] = mimeParamSeg{value: kv.value, encoded: encoded}
 		}
 		if n > maxSeg {
 			maxSeg = n
@@ -959,7 +1045,7 @@ func paramValue(header, key string) (string, bool) {
 					charset, v = parts[0], parts[2]
 				}
 			}
-			buf = append(buf, percentDecode(v)...)
+			buf = append(buf, rfc2231Unescape(v)...)
 		} else {
 			buf = append(buf, v...)
 		}
@@ -974,17 +1060,17 @@ func paramValue(header, key string) (string, bool) {
 	return text, true
 }
 
-type paramSeg struct {
+type mimeParamSeg struct {
 	value   string
 	encoded bool
 }
 
-type param struct{ name, value string }
+type mimeParam struct{ name, value string }
 
-// splitParams splits "type; a=1; b="two; three"" into its parameters,
+// splitMIMEParams splits "type; a=1; b="two; three"" into its parameters,
 // tolerating missing quotes and semicolons inside quoted values.
-func splitParams(v string) []param {
-	var out []param
+func splitMIMEParams(v string) []mimeParam {
+	var out []mimeParam
 	i := strings.IndexByte(v, ';')
 	if i < 0 {
 		return nil
@@ -1032,17 +1118,17 @@ func splitParams(v string) []param {
 			s = s[end:]
 		}
 		if name != "" {
-			out = append(out, param{name: name, value: val})
+			out = append(out, mimeParam{name: name, value: val})
 		}
 	}
 	return out
 }
 
-func percentDecode(s string) []byte {
+func rfc2231Unescape(s string) []byte {
 	out := make([]byte, 0, len(s))
 	for i := 0; i < len(s); i++ {
-		if s[i] == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]) {
-			out = append(out, unhex(s[i+1])<<4|unhex(s[i+2]))
+		if s[i] == '%' && i+2 < len(s) && isHexDigit(s[i+1]) && isHexDigit(s[i+2]) {
+			out = append(out, hexDigitValue(s[i+1])<<4|hexDigitValue(s[i+2]))
 			i += 2
 			continue
 		}
@@ -1051,11 +1137,11 @@ func percentDecode(s string) []byte {
 	return out
 }
 
-// sanitizeFilename keeps the last path element of a name (no directory
+// safeAttachmentName keeps the last path element of a name (no directory
 // tricks), without control characters, at most 255 bytes with its
 // extension kept; placeholder names ("noname") are dropped so that a name
 // with an extension is derived instead.
-func sanitizeFilename(n string) string {
+func safeAttachmentName(n string) string {
 	n = strings.Map(func(r rune) rune {
 		if r < 0x20 || r == 0x7f || r == utf8.RuneError {
 			return -1
@@ -1083,7 +1169,7 @@ func sanitizeFilename(n string) string {
 	return n
 }
 
-var extByType = map[string]string{
+var attachmentExtByType = map[string]string{
 	"application/pdf":              ".pdf",
 	"application/zip":              ".zip",
 	"application/x-zip-compressed": ".zip",
@@ -1132,24 +1218,41 @@ var extByType = map[string]string{
 	"video/quicktime":                                                           ".mov",
 }
 
-func contentTypeByExt(name string) string {
-	ext := strings.ToLower(path.Ext(name))
-	for ct, e := range extByType {
-		if e == ext && ext != ".bin" && ext != ".dat" && ext != ".txt" && ext != ".eml" && ext != ".xml" && ext != ".zip" && ext != ".jpg" && ext != ".ics" {
-			return ct
-		}
-	}
-	switch ext {
-	case ".txt":
+// attachmentTypeByExt gives files from winmail.dat a type when TNEF
+// names none (our own table: the system's MIME table differs between
+// machines).
+func attachmentTypeByExt(name string) string {
+	switch strings.ToLower(path.Ext(name)) {
+	case ".pdf":
+		return "application/pdf"
+	case ".txt", ".log", ".csv":
 		return "text/plain"
-	case ".eml":
-		return "message/rfc822"
+	case ".htm", ".html":
+		return "text/html"
 	case ".xml":
 		return "application/xml"
 	case ".zip":
 		return "application/zip"
+	case ".doc":
+		return "application/msword"
+	case ".docx":
+		return "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+	case ".xls":
+		return "application/vnd.ms-excel"
+	case ".xlsx":
+		return "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+	case ".pptx":
+		return "application/vnd.openxmlformats-officedocument.presentationml.presentation"
+	case ".rtf":
+		return "application/rtf"
+	case ".png":
+		return "image/png"
 	case ".jpg", ".jpeg":
 		return "image/jpeg"
+	case ".gif":
+		return "image/gif"
+	case ".eml":
+		return "message/rfc822"
 	case ".ics":
 		return "text/calendar"
 	}
@@ -1163,8 +1266,8 @@ func derivedFilename(ct string, data []byte, n int) string {
 	switch ct {
 	case "message/rfc822", "message/global":
 		if subj := innerSubject(data); subj != "" {
-			if name := sanitizeFilename(strings.ReplaceAll(subj, "/", "-")); name != "" {
-				return truncate(name, 200) + ".eml"
+			if name := safeAttachmentName(strings.ReplaceAll(subj, "/", "-")); name != "" {
+				return shortenForWarning(name, 200) + ".eml"
 			}
 		}
 		return "message-" + strconv.Itoa(n) + ".eml"
@@ -1175,19 +1278,19 @@ func derivedFilename(ct string, data []byte, n int) string {
 	if strings.HasPrefix(ct, "image/") {
 		base = "image-"
 	}
-	return base + strconv.Itoa(n) + extByType[ct]
+	return base + strconv.Itoa(n) + attachmentExtByType[ct]
 }
 
 func innerSubject(msg []byte) string {
-	h, err := enmime.ReadHeader(bufio.NewReader(bytes.NewReader(headerBlock(msg))), noopCollector{})
+	h, err := enmime.ReadHeader(bufio.NewReader(bytes.NewReader(headerBlockOf(msg))), discardMIMEErrors{})
 	if err != nil && h == nil {
 		return ""
 	}
 	return decodeHeaderText(h.Get("Subject"), "")
 }
 
-// truncate cuts s to at most n bytes on a character boundary.
-func truncate(s string, n int) string {
+// shortenForWarning cuts s to at most n bytes on a character boundary.
+func shortenForWarning(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
@@ -1209,13 +1312,14 @@ func (p *mailParser) finish() {
 		if err != nil {
 			p.warnf("the HTML body could not be turned into text: %v", err)
 		}
-		m.Text = cleanBody(text)
+		m.Text = tidyBody(text)
 	}
 	if m.Text == "" && len(p.tnefBodies) > 0 {
 		m.Text = joinBodies(p.tnefBodies, "\n\n")
 	}
-	m.Subject = cleanText(m.Subject)
+	m.Subject = utf8NoNUL(m.Subject)
 	if p.keepOriginal {
+		p.keepOriginal = false // once, should finish run again after a panic
 		m.Attachments = append(m.Attachments, connectors.Attachment{
 			Filename:    "original.eml",
 			ContentType: "message/rfc822",
@@ -1224,32 +1328,32 @@ func (p *mailParser) finish() {
 	}
 	// Everything we hand on is valid UTF-8 without NUL (which no
 	// database text column takes).
-	m.From = cleanAddress(m.From)
+	m.From = tidyAddress(m.From)
 	for _, list := range [][]Address{m.To, m.Cc, m.ReplyTo} {
 		for i := range list {
-			list[i] = cleanAddress(list[i])
+			list[i] = tidyAddress(list[i])
 		}
 	}
 	for i := range m.Attachments {
 		a := &m.Attachments[i]
-		a.Filename = cleanText(a.Filename)
-		a.ContentType = cleanText(a.ContentType)
-		a.ContentID = cleanText(a.ContentID)
+		a.Filename = utf8NoNUL(a.Filename)
+		a.ContentType = utf8NoNUL(a.ContentType)
+		a.ContentID = utf8NoNUL(a.ContentID)
 	}
-	m.MessageID = cleanText(m.MessageID)
+	m.MessageID = utf8NoNUL(m.MessageID)
 	for _, ids := range [][]string{m.InReplyTo, m.References, m.DeliveredTo, m.Warnings} {
 		for i := range ids {
-			ids[i] = cleanHeaderText(cleanText(ids[i]))
+			ids[i] = flattenHeaderText(utf8NoNUL(ids[i]))
 		}
 	}
 }
 
-func cleanAddress(a Address) Address {
-	return Address{Name: cleanText(a.Name), Addr: cleanText(a.Addr)}
+func tidyAddress(a Address) Address {
+	return Address{Name: utf8NoNUL(a.Name), Addr: utf8NoNUL(a.Addr)}
 }
 
-// cleanText makes s valid UTF-8 without NUL bytes.
-func cleanText(s string) string {
+// utf8NoNUL makes s valid UTF-8 without NUL bytes.
+func utf8NoNUL(s string) string {
 	if !utf8.ValidString(s) {
 		s = utf8OrWindows1252([]byte(s))
 	}
@@ -1259,17 +1363,17 @@ func cleanText(s string) string {
 func joinBodies(parts []string, sep string) string {
 	var kept []string
 	for _, s := range parts {
-		if s = cleanBody(s); s != "" {
+		if s = tidyBody(s); s != "" {
 			kept = append(kept, s)
 		}
 	}
 	return strings.Join(kept, sep)
 }
 
-// cleanBody normalizes line endings to "\n" and trims the blank lines and
+// tidyBody normalizes line endings to "\n" and trims the blank lines and
 // trailing spaces around a body; inner line breaks stay as written.
-func cleanBody(s string) string {
-	s = cleanText(s)
+func tidyBody(s string) string {
+	s = utf8NoNUL(s)
 	s = strings.ReplaceAll(s, "\r\n", "\n")
 	s = strings.ReplaceAll(s, "\r", "\n")
 	// Control characters other than tab and newline are binary debris.

@@ -18,7 +18,7 @@ import (
 // the package so that the test files of each area compile together).
 var parseUpdate = flag.Bool("update-parse", false, "rewrite testdata/parse golden and generated files")
 
-func parseTestRead(t *testing.T, path string) []byte {
+func parseTestRead(t testing.TB, path string) []byte {
 	t.Helper()
 	raw, err := os.ReadFile(path)
 	if err != nil {
@@ -233,6 +233,8 @@ var parseCorpus = []struct {
 		"Die Überweisung über 120 € ist fehlgeschlagen.", nil},
 	{"missing-boundary.eml", "Missing boundary parameter", Address{"Noah Visser", "noah@example.nl"},
 		"The invoice is attached.", []string{"factuur.pdf", "original.eml"}},
+	{"wrong-boundary.eml", "Wrong boundary parameter", Address{"Daan Smit", "daan@example.nl"},
+		"My contract number is 77-1204.", []string{"contract.pdf", "original.eml"}},
 	{"unclosed-boundary.eml", "Unclosed boundary", Address{"Emma de Boer", "emma@example.nl"},
 		"The last part has no closing boundary.", []string{"original.eml"}},
 	{"gmail.eml", "Re: [#10051] Broken hinge", Address{"María García", "maria.garcia@gmail.example.com"},
@@ -521,7 +523,7 @@ func TestParseFilenames(t *testing.T) {
 		{`attachment; size=3`, "filename", ""},
 	}
 	for _, tt := range tests {
-		got, _ := paramValue(tt.header, tt.key)
+		got, _ := mimeParamValue(tt.header, tt.key)
 		if got != tt.want {
 			t.Errorf("paramValue(%q, %q) = %q, want %q", tt.header, tt.key, got, tt.want)
 		}
@@ -534,7 +536,7 @@ func TestParseFilenames(t *testing.T) {
 		"a\x00b\nc.txt":                   "abc.txt",
 		strings.Repeat("x", 300) + ".pdf": strings.Repeat("x", 251) + ".pdf",
 	} {
-		if got := sanitizeFilename(in); got != want {
+		if got := safeAttachmentName(in); got != want {
 			t.Errorf("sanitizeFilename(%q) = %q, want %q", in, got, want)
 		}
 	}
@@ -617,7 +619,7 @@ func parseGoldenView(m *Mail) parseGoldenMail {
 	return g
 }
 
-func parseTestMailFiles(t *testing.T) []string {
+func parseTestMailFiles(t testing.TB) []string {
 	var files []string
 	for _, pattern := range []string{"testdata/cases/*.eml", "testdata/parse/*.eml"} {
 		m, err := filepath.Glob(pattern)
@@ -691,4 +693,65 @@ func TestParseCorpusGenerate(t *testing.T) {
 		junk[i] = byte(i*131 + 7)
 	}
 	write("garbage.eml", junk)
+}
+
+func TestParseFlowed(t *testing.T) {
+	tests := []struct {
+		in    string
+		delsp bool
+		want  string
+	}{
+		{"This is a long \nparagraph that \nflows.\nNew line.", false, "This is a long paragraph that flows.\nNew line."},
+		{"Spaces dropped \nwith delsp.", true, "Spaces droppedwith delsp."},
+		{"> quoted and \n> flowed\nnot quoted", false, "> quoted and flowed\nnot quoted"},
+		{">> deep \n> shallow", false, ">> deep \n> shallow"},
+		{"Regards,\n-- \nAnna", false, "Regards,\n-- \nAnna"},
+		{" >stuffed line", false, ">stuffed line"},
+		{"ends soft ", false, "ends soft "},
+	}
+	for _, tt := range tests {
+		if got := unflow(tt.in, tt.delsp); got != tt.want {
+			t.Errorf("unflow(%q, %v) = %q, want %q", tt.in, tt.delsp, got, tt.want)
+		}
+	}
+	m := Parse([]byte("From: a@example.org\nContent-Type: text/plain; charset=utf-8; format=flowed\n\nHello, this line was \nwrapped by Thunderbird.\n"))
+	if m.Text != "Hello, this line was wrapped by Thunderbird." {
+		t.Errorf("Text = %q", m.Text)
+	}
+}
+
+func TestParseAddressHeaders(t *testing.T) {
+	raw := "Delivered-To: Support@Example.COM\n" +
+		"X-Original-To: support+t10042@example.com\n" +
+		"Delivered-To: support@example.com\n" +
+		"Sender: Helpdesk Robot <robot@example.org>\n" +
+		"From: \"Vendor, Desk\" <desk@Vendor.Example.NET>\n" +
+		"Reply-To: Replies <replies@vendor.example.net>, other@vendor.example.net\n" +
+		"To: a@example.com\nTo: b@example.com\n" +
+		"Cc: =?utf-8?Q?Jos=C3=A9?= <jose@example.es>\n\nbody"
+	m := Parse([]byte(raw))
+	if m.From != (Address{"Vendor, Desk", "desk@vendor.example.net"}) {
+		t.Errorf("From = %+v", m.From)
+	}
+	if strings.Join(m.DeliveredTo, " ") != "Support@example.com support+t10042@example.com" {
+		t.Errorf("DeliveredTo = %q", m.DeliveredTo)
+	}
+	if len(m.ReplyTo) != 2 || m.ReplyTo[0] != (Address{"Replies", "replies@vendor.example.net"}) || m.ReplyTo[1].Addr != "other@vendor.example.net" {
+		t.Errorf("ReplyTo = %+v", m.ReplyTo)
+	}
+	if len(m.To) != 2 || m.To[1].Addr != "b@example.com" {
+		t.Errorf("To = %+v", m.To)
+	}
+	if len(m.Cc) != 1 || m.Cc[0] != (Address{"José", "jose@example.es"}) {
+		t.Errorf("Cc = %+v", m.Cc)
+	}
+	// Without From, Sender names the author.
+	m = Parse([]byte("Sender: Helpdesk Robot <robot@example.org>\nSubject: x\n\nbody"))
+	if m.From != (Address{"Helpdesk Robot", "robot@example.org"}) {
+		t.Errorf("From from Sender = %+v", m.From)
+	}
+	// Header values stay raw.
+	if got := Parse([]byte(raw)).Header.Get("Cc"); got != "=?utf-8?Q?Jos=C3=A9?= <jose@example.es>" {
+		t.Errorf("raw Cc = %q", got)
+	}
 }

@@ -201,7 +201,7 @@ func (d *tnefDecoder) attribute(id uint32, data []byte) error {
 
 // string8 decodes an 8-bit string in the message's code page.
 func (d *tnefDecoder) string8(b []byte) string {
-	if i := indexNUL(b); i >= 0 {
+	if i := tnefIndexNUL(b); i >= 0 {
 		b = b[:i]
 	}
 	s, _ := decodeCharset(codepageCharset(d.codepage), b)
@@ -226,7 +226,7 @@ func (d *tnefDecoder) mapiString(typ uint16, b []byte) string {
 	return ""
 }
 
-func indexNUL(b []byte) int {
+func tnefIndexNUL(b []byte) int {
 	for i, c := range b {
 		if c == 0 {
 			return i
@@ -295,7 +295,7 @@ func readMAPIProps(b []byte, fn func(id, typ uint16, v []byte)) error {
 				}
 			case 1:
 				n, _ := r.u32()
-				if _, ok := r.bytes(pad4(uint64(n))); !ok {
+				if _, ok := r.bytes(tnefPad4(uint64(n))); !ok {
 					return errors.New("truncated MAPI property name")
 				}
 			default:
@@ -332,7 +332,7 @@ func readMAPIProps(b []byte, fn func(id, typ uint16, v []byte)) error {
 				if !ok {
 					return errors.New("truncated MAPI value length")
 				}
-				raw, ok := r.bytes(pad4(uint64(n)))
+				raw, ok := r.bytes(tnefPad4(uint64(n)))
 				if !ok {
 					return fmt.Errorf("MAPI value claims %d bytes, only %d left", n, r.left())
 				}
@@ -360,7 +360,7 @@ func mapiFixedSize(typ uint16) (uint64, bool) {
 	return 0, false
 }
 
-func pad4(n uint64) uint64 { return (n + 3) &^ 3 }
+func tnefPad4(n uint64) uint64 { return (n + 3) &^ 3 }
 
 // tnefReader reads little-endian values, never past the end.
 type tnefReader struct {

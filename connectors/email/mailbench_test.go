@@ -1,0 +1,238 @@
+package email_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"mime/quotedprintable"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
+
+	"github.com/switchboard-hub/switchboard/connectors"
+	"github.com/switchboard-hub/switchboard/connectors/email"
+	"github.com/switchboard-hub/switchboard/hub"
+	"github.com/switchboard-hub/switchboard/hub/blob"
+	"github.com/switchboard-hub/switchboard/hub/routing"
+	"github.com/switchboard-hub/switchboard/hub/routing/memroute"
+	"github.com/switchboard-hub/switchboard/hub/store"
+	"github.com/switchboard-hub/switchboard/internal/testenv"
+)
+
+// BenchmarkMailImport: a mailbox of realistic mails (mixed sizes and
+// charsets, multipart/alternative, replies with quoted history, 10% with
+// an attachment) fetched over IMAP, parsed and stored on Postgres by the
+// email channel of a real hub, against the limit measured in the same run:
+// the same mailbox only fetched and discarded.
+//
+//	go test -run '^$' -bench MailImport -benchtime 1x ./connectors/email/
+//
+// SWITCHBOARD_BENCH_MAILS sets the mailbox size (default 10,000).
+func BenchmarkMailImport(b *testing.B) {
+	n := 10000
+	if v, err := strconv.Atoi(os.Getenv("SWITCHBOARD_BENCH_MAILS")); err == nil && v > 0 {
+		n = v
+	}
+	dsn := testenv.Postgres(b)
+	addr, totalBytes, withAtt := benchMailbox(b, n)
+	host, portStr, _ := net.SplitHostPort(addr)
+	port, _ := strconv.Atoi(portStr)
+	imapSettings := email.IMAPSettings{Host: host, Port: port, Security: email.SecurityPlain, Username: "support", PollInterval: email.Duration(5 * time.Second)}
+	b.Logf("mailbox: %d mails, %.1f MiB, %d with an attachment", n, float64(totalBytes)/(1<<20), withAtt)
+
+	for b.Loop() {
+		// The limit: fetch only.
+		start := time.Now()
+		got, _, err := email.FetchOnly(context.Background(), imapSettings, "bench-password", nil)
+		if err != nil || got != n {
+			b.Fatalf("fetch only: %d mails, %v", got, err)
+		}
+		fetchRate := float64(n) / time.Since(start).Seconds()
+
+		// The full path: a hub on Postgres with an email channel on the
+		// same mailbox; done when every mail is stored.
+		ctx := context.Background()
+		st, err := store.Open(ctx, dsn)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := st.Migrate(ctx); err != nil {
+			b.Fatal(err)
+		}
+		blobs, _ := blob.NewDir(b.TempDir())
+		reg := connectors.NewRegistry()
+		_ = reg.Register(email.Kind, email.NewFactory(email.Options{}))
+		bus := memroute.NewBus()
+		h, err := hub.New(hub.Deps{Store: st, Router: memroute.New(routing.Config{}), Bus: bus, Blobs: blobs, Connectors: reg,
+			Logger: slog.New(slog.DiscardHandler)}, hub.Config{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		inst := fmt.Sprintf("bench%d", time.Now().UnixNano())
+		if err := st.CreateInstance(ctx, &store.Instance{ID: inst, Name: "Bench", TimeZone: "UTC"}); err != nil {
+			b.Fatal(err)
+		}
+		settings, _ := json.Marshal(map[string]any{
+			"address": "support@example.com", "sender_limit": map[string]any{"disabled": true},
+			"imap": map[string]any{"host": host, "port": port, "security": "plain", "username": "support"},
+		})
+		secrets, _ := json.Marshal(map[string]string{"imap_password": "bench-password"})
+		ch := store.Channel{ID: inst + "-mail", InstanceID: inst, Kind: "email", Name: "Mail", Settings: string(settings), Secrets: string(secrets), Enabled: true}
+		if err := st.CreateChannel(ctx, &ch); err != nil {
+			b.Fatal(err)
+		}
+		start = time.Now()
+		if err := h.StartChannel(ctx, ch); err != nil {
+			b.Fatal(err)
+		}
+		for {
+			c, err := st.DB.NewSelect().Model((*store.Message)(nil)).Where("channel_id = ?", ch.ID).Count(ctx)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if int(c) >= n {
+				break
+			}
+			if time.Since(start) > 30*time.Minute {
+				b.Fatalf("only %d of %d mails stored", c, n)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		elapsed := time.Since(start)
+		h.StopChannels(ctx)
+		bus.Close()
+		st.Close()
+		rate := float64(n) / elapsed.Seconds()
+		b.ReportMetric(rate, "mails/s")
+		b.ReportMetric(fetchRate, "fetch-only-mails/s")
+		b.ReportMetric(rate/fetchRate, "ratio")
+		fmt.Printf("mail import: %d mails in %s: %.0f mails/s stored; fetch only %.0f mails/s; ratio %.2f (target ≥ 0.5)\n",
+			n, elapsed.Round(time.Millisecond), rate, fetchRate, rate/fetchRate)
+	}
+}
+
+// benchLiteral is an IMAP literal from bytes.
+type benchLiteral struct {
+	*bytes.Reader
+	size int64
+}
+
+func (l benchLiteral) Size() int64 { return l.size }
+
+// benchMailbox starts an in-memory IMAP server holding n generated mails.
+func benchMailbox(b *testing.B, n int) (addr string, total int64, withAtt int) {
+	b.Helper()
+	mem := imapmemserver.New()
+	u := imapmemserver.NewUser("support", "bench-password")
+	if err := u.Create("INBOX", nil); err != nil {
+		b.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range n {
+		raw, att := benchMail(rng, i)
+		if att {
+			withAtt++
+		}
+		total += int64(len(raw))
+		if _, err := u.Append("INBOX", benchLiteral{bytes.NewReader(raw), int64(len(raw))}, &imap.AppendOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	mem.AddUser(u)
+	srv := imapserver.New(&imapserver.Options{
+		NewSession:   func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) { return mem.NewSession(), nil, nil },
+		Caps:         imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapIMAP4rev2: {}},
+		InsecureAuth: true,
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	go func() { _ = srv.Serve(ln) }()
+	b.Cleanup(func() { _ = srv.Close() })
+	return ln.Addr().String(), total, withAtt
+}
+
+var benchWords = strings.Fields(`order invoice delivery parcel refund account password login printer offline
+	please thanks hello regards since yesterday again arrived damaged tracking number customer support
+	bestelling factuur levering pakket bedankt groeten commande facture livraison merci`)
+
+func benchText(rng *rand.Rand, words int) string {
+	var sb strings.Builder
+	for i := range words {
+		sb.WriteString(benchWords[rng.IntN(len(benchWords))])
+		if i%12 == 11 {
+			sb.WriteString("\r\n")
+		} else {
+			sb.WriteByte(' ')
+		}
+	}
+	return sb.String()
+}
+
+// benchMail is mail i of the corpus: about half plain text, half
+// text+HTML alternatives; a third replies with quoted history; a tenth with
+// an attachment of 20–200 KiB; some Latin-1 quoted-printable.
+func benchMail(rng *rand.Rand, i int) ([]byte, bool) {
+	var b bytes.Buffer
+	from := fmt.Sprintf("Customer %d <customer%d@example.org>", i%700, i%700)
+	fmt.Fprintf(&b, "From: %s\r\nTo: Support <support@example.com>\r\nSubject: Question about order %d\r\n"+
+		"Date: Mon, 15 Apr 2024 09:%02d:00 +0200\r\nMessage-ID: <bench-%d@example.org>\r\nMIME-Version: 1.0\r\n", from, 1000+i, i%60, i)
+	if i%3 == 1 && i > 0 {
+		fmt.Fprintf(&b, "In-Reply-To: <bench-%d@example.org>\r\nReferences: <bench-%d@example.org>\r\n", i-1, i-1)
+	}
+	text := benchText(rng, 40+rng.IntN(600))
+	if i%3 == 1 {
+		text += "\r\n\r\nOn Mon, 15 Apr 2024 at 08:00, Support <support@example.com> wrote:\r\n> " +
+			strings.ReplaceAll(benchText(rng, 80), "\r\n", "\r\n> ")
+	}
+	att := i%10 == 7
+	boundary := fmt.Sprintf("b%d", i)
+	if att {
+		fmt.Fprintf(&b, "Content-Type: multipart/mixed; boundary=\"%s-m\"\r\n\r\n--%s-m\r\n", boundary, boundary)
+	}
+	switch {
+	case i%7 == 3: // Latin-1, quoted-printable
+		b.WriteString("Content-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n")
+		var qp bytes.Buffer
+		w := quotedprintable.NewWriter(&qp)
+		_, _ = w.Write([]byte("Caf\xe9 cr\xe8me, r\xe9ponse: " + text))
+		_ = w.Close()
+		b.Write(qp.Bytes())
+		b.WriteString("\r\n")
+	case i%2 == 0:
+		b.WriteString("Content-Type: text/plain; charset=utf-8\r\n\r\n")
+		b.WriteString(text + "\r\n")
+	default:
+		fmt.Fprintf(&b, "Content-Type: multipart/alternative; boundary=\"%s-a\"\r\n\r\n", boundary)
+		fmt.Fprintf(&b, "--%s-a\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n%s\r\n", boundary, text)
+		html := "<html><body><div>" + strings.ReplaceAll(text, "\r\n", "<br>\r\n") + "</div></body></html>"
+		fmt.Fprintf(&b, "--%s-a\r\nContent-Type: text/html; charset=utf-8\r\n\r\n%s\r\n--%s-a--\r\n", boundary, html, boundary)
+	}
+	if att {
+		data := make([]byte, 20<<10+rng.IntN(180<<10))
+		for j := range data {
+			data[j] = byte(rng.UintN(256))
+		}
+		enc := base64.StdEncoding.EncodeToString(data)
+		fmt.Fprintf(&b, "--%s-m\r\nContent-Type: application/pdf; name=\"scan-%d.pdf\"\r\nContent-Disposition: attachment; filename=\"scan-%d.pdf\"\r\n"+
+			"Content-Transfer-Encoding: base64\r\n\r\n", boundary, i, i)
+		for len(enc) > 76 {
+			b.WriteString(enc[:76] + "\r\n")
+			enc = enc[76:]
+		}
+		b.WriteString(enc + "\r\n--" + boundary + "-m--\r\n")
+	}
+	return b.Bytes(), att
+}
