@@ -47,6 +47,10 @@ type imapConfig struct {
 	// MaxAttempts is how often one message is handed to Ingest before it
 	// is skipped (left unacknowledged in the mailbox, logged as an error).
 	MaxAttempts int
+	// Parallel is how many mails of one mailbox are handed to Ingest at
+	// once (default 16). A mail that answers an earlier one of its batch
+	// always waits for it; 1 hands every mail over in UID order.
+	Parallel int
 	// Retry is the backoff of reconnects and of Ingest retries.
 	Retry imapRetry
 }
@@ -67,6 +71,7 @@ const (
 	defaultIMAPBatchSize   = 50
 	defaultIMAPBatchBytes  = 16 << 20
 	defaultIMAPMaxAttempts = 5
+	defaultIMAPParallel    = 16
 	defaultIMAPRetryMin    = time.Second
 	defaultIMAPRetryMax    = 5 * time.Minute
 	defaultIMAPAuthMin     = time.Minute
@@ -135,6 +140,9 @@ func newIMAPWatcher(cfg imapConfig) *imapWatcher {
 	}
 	if cfg.MaxAttempts <= 0 {
 		cfg.MaxAttempts = defaultIMAPMaxAttempts
+	}
+	if cfg.Parallel <= 0 {
+		cfg.Parallel = defaultIMAPParallel
 	}
 	r := &cfg.Retry
 	if r.Min <= 0 {

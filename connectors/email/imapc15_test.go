@@ -492,6 +492,7 @@ func TestIMAPCaseC15(t *testing.T) {
 					Cursors:  cursors,
 					Ingest:   sink.ingest,
 					Logger:   log.logger(),
+					Parallel: 1,
 					Retry:    imapRetry{Min: time.Millisecond, Max: 10 * time.Millisecond, AuthMin: time.Hour, AuthMax: time.Hour},
 				})
 			}

@@ -42,6 +42,7 @@ func TestIMAPDovecot(t *testing.T) {
 		Cursors:  cursors,
 		Ingest:   sink.ingest,
 		Logger:   log.logger(),
+		Parallel: 1,
 		Retry:    imapRetry{Min: 10 * time.Millisecond, Max: 100 * time.Millisecond, AuthMin: time.Hour, AuthMax: time.Hour},
 	}
 	stop := imapTestRun(t, cfg)

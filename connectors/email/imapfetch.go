@@ -1,6 +1,7 @@
 package email
 
 import (
+	"bufio"
 	"bytes"
 	"cmp"
 	"context"
@@ -8,9 +9,12 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net/textproto"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -21,8 +25,9 @@ import (
 
 // The fetch loop of a session: list the UIDs above the cursor with their
 // sizes, fetch their bodies in bounded batches (BODY.PEEK[], so fetching
-// never sets \Seen), hand each to Ingest in UID order, acknowledge the
-// stored ones, advance the cursor.
+// never sets \Seen), hand them to Ingest (concurrently, except where a mail
+// answers an earlier one of its batch), acknowledge the stored ones,
+// advance the cursor past the done prefix.
 
 // imapSaveTimeout bounds the acknowledgement and cursor save that finish a
 // batch after ctx ended (what was stored is still acknowledged).
@@ -230,6 +235,8 @@ func (s *imapSession) processBatch(ctx context.Context, batch []imapMeta) (ok bo
 		}
 	}
 
+	results := s.ingestAll(ctx, batch, got, skipSeen)
+
 	// A message is done when it needs nothing more: stored, or not ours to
 	// store, or given up on. The cursor passes the done prefix only.
 	done := make([]bool, len(batch))
@@ -237,20 +244,16 @@ func (s *imapSession) processBatch(ctx context.Context, batch []imapMeta) (ok bo
 	var unproven []imapFailure
 	ok = true
 	for i, m := range batch {
-		f := got[m.uid]
-		if (skipSeen && m.seen) || f == nil {
+		r := results[i]
+		if r.skip {
 			// initial_sync "unseen": read before, not ours to take; or
 			// expunged since the listing: nothing to store.
 			done[i] = true
 			continue
 		}
-		raw, src, err := s.prepare(f, m)
-		ownFault := err != nil
+		err := r.err
 		if err == nil {
-			err = s.ingest(ctx, raw, src)
-		}
-		if err == nil {
-			s.m.log.Debug("IMAP message stored", "uid", m.uid, "bytes", len(raw))
+			s.m.log.Debug("IMAP message stored", "uid", m.uid, "bytes", r.bytes)
 			done[i] = true
 			stored.AddNum(m.uid)
 			delete(s.m.attempts, m.uid)
@@ -265,7 +268,7 @@ func (s *imapSession) processBatch(ctx context.Context, batch []imapMeta) (ok bo
 			break
 		}
 		fail := imapFailure{i: i, uid: m.uid, err: err}
-		if ownFault || connectors.ClassOf(err) == connectors.Permanent {
+		if r.ownFault || connectors.ClassOf(err) == connectors.Permanent {
 			s.countFailures([]imapFailure{fail}, done)
 		} else {
 			unproven = append(unproven, fail)
@@ -302,6 +305,106 @@ func (s *imapSession) processBatch(ctx context.Context, batch []imapMeta) (ok bo
 		return false, ctx.Err()
 	}
 	return ok, nil
+}
+
+// imapResult is what became of one message of a batch.
+type imapResult struct {
+	skip     bool // nothing to store: not ours to take, or expunged
+	err      error
+	ownFault bool // the message itself could not be prepared
+	bytes    int
+}
+
+// ingestAll hands a fetched batch to Ingest. Mails are independent unless
+// one answers another of the same batch, so they are ingested
+// concurrently (parsing is CPU work, and the hub commits concurrent
+// deliveries together), except that a mail whose In-Reply-To or References
+// names an earlier mail of the batch (or that repeats its Message-ID)
+// waits until that one is done: threading sees the mails in UID order.
+// Results are in batch order, for the bookkeeping that follows.
+func (s *imapSession) ingestAll(ctx context.Context, batch []imapMeta, got map[imap.UID]*imapFetched, skipSeen bool) []imapResult {
+	res := make([]imapResult, len(batch))
+	finished := make([]chan struct{}, len(batch))
+	byID := map[string]int{}
+	sem := make(chan struct{}, s.m.w.cfg.Parallel)
+	var wg sync.WaitGroup
+	for i, m := range batch {
+		finished[i] = make(chan struct{})
+		f := got[m.uid]
+		if (skipSeen && m.seen) || f == nil {
+			res[i].skip = true
+			close(finished[i])
+			continue
+		}
+		raw, src, err := s.prepare(f, m)
+		if err != nil {
+			res[i] = imapResult{err: err, ownFault: true}
+			close(finished[i])
+			continue
+		}
+		id, refs := imapThreadIDs(raw)
+		var deps []chan struct{}
+		for _, r := range append(refs, id) {
+			if j, ok := byID[r]; ok && r != "" {
+				deps = append(deps, finished[j])
+			}
+		}
+		if id != "" {
+			byID[id] = i
+		}
+		// Taken in UID order, so that with Parallel 1 the mails go one by
+		// one in UID order; a mail holding a slot waits only for earlier
+		// mails, which hold theirs already: no deadlock.
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			res[i].err = ctx.Err()
+			close(finished[i])
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer close(finished[i])
+			defer func() { <-sem }()
+			for _, d := range deps {
+				<-d
+			}
+			res[i].err = s.ingest(ctx, raw, src)
+			res[i].bytes = len(raw)
+		}()
+	}
+	wg.Wait()
+	return res
+}
+
+// imapThreadIDs reads a mail's own Message-ID and the ids its
+// In-Reply-To and References name, from its header alone; a header it
+// cannot read names nothing (the mail then waits for nobody, and the hub
+// still threads it by what Parse reads).
+func imapThreadIDs(raw []byte) (id string, refs []string) {
+	end := bytes.Index(raw, []byte("\r\n\r\n"))
+	if end < 0 {
+		end = bytes.Index(raw, []byte("\n\n"))
+	}
+	if end < 0 {
+		end = len(raw)
+	}
+	h, _ := textproto.NewReader(bufio.NewReader(bytes.NewReader(append(raw[:end:end], "\r\n\r\n"...)))).ReadMIMEHeader()
+	ids := func(v string) []string {
+		var out []string
+		for _, f := range strings.FieldsFunc(v, func(r rune) bool { return r == '<' || r == '>' || r == ' ' || r == '\t' || r == ',' }) {
+			if strings.Contains(f, "@") {
+				out = append(out, f)
+			}
+		}
+		return out
+	}
+	if v := ids(h.Get("Message-Id")); len(v) > 0 {
+		id = v[0]
+	}
+	refs = append(ids(h.Get("In-Reply-To")), ids(h.Get("References"))...)
+	return id, refs
 }
 
 // saveCursor stores c (also just after ctx ended: what was acknowledged
@@ -505,15 +608,13 @@ func (w *imapWatcher) fetchOnly(ctx context.Context, mailbox string) (imapFetchS
 		return imapFetchStats{}, err
 	}
 	defer s.close()
-	var stats imapFetchStats
+	var messages, bytes atomic.Int64 // Ingest runs concurrently
 	s.ingest = func(_ context.Context, raw []byte, _ Source) error {
-		stats.Messages++
-		stats.Bytes += int64(len(raw))
+		messages.Add(1)
+		bytes.Add(int64(len(raw)))
 		return nil
 	}
 	s.setCursor(Cursor{})
-	if _, err := s.syncRound(ctx); err != nil {
-		return stats, err
-	}
-	return stats, nil
+	_, err = s.syncRound(ctx)
+	return imapFetchStats{Messages: int(messages.Load()), Bytes: bytes.Load()}, err
 }

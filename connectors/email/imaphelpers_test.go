@@ -599,6 +599,7 @@ func imapTestConfig(srv *imapTestServer, sink *imapTestSink, cursors *imapTestCu
 		Cursors:         cursors,
 		Ingest:          sink.ingest,
 		Logger:          log.logger(),
+		Parallel:        1, // the tests check UID order; TestIMAPParallelIngest the rest
 		Retry:           imapRetry{Min: 5 * time.Millisecond, Max: 50 * time.Millisecond, AuthMin: time.Hour, AuthMax: time.Hour},
 	}
 }
