@@ -1,0 +1,108 @@
+package email
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func normalizeTestConnector(t *testing.T, settings string) *Connector {
+	t.Helper()
+	s, err := decodeSettings([]byte(settings))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := func() time.Time { return time.Date(2024, 4, 15, 9, 0, 0, 0, time.UTC) }
+	return &Connector{channelID: "mail", settings: s, now: now, limit: newSenderLimiter(s.SenderLimit, now)}
+}
+
+func TestNormalizeInbound(t *testing.T) {
+	c := normalizeTestConnector(t, `{"address":"support@example.com","aliases":["help@example.com"],"inbound_smtp":true,"sender_limit":{"per_hour":2}}`)
+	mail := func(hdr string) *Mail { return Parse([]byte(hdr + "\r\n\r\nHello there.\r\n")) }
+	for _, tc := range []struct {
+		name, raw   string
+		src         Source
+		ref, sender string
+		own         int64
+		hints       []string
+	}{
+		{name: "subject tag", raw: "From: A <A@Example.ORG>\r\nSubject: Re: [#42] order\r\nMessage-ID: <m1@x>", ref: "42", sender: "a@example.org"},
+		{name: "reply token beats the subject", raw: "From: a@example.org\r\nTo: support+t7@example.com\r\nSubject: [#42] x\r\nMessage-ID: <m2@x>", ref: "7", sender: "a@example.org"},
+		{name: "reply token in the envelope", raw: "From: a@example.org\r\nTo: list@example.net\r\nMessage-ID: <m3@x>", src: Source{Recipients: []string{"HELP+t9@example.com"}}, ref: "9", sender: "a@example.org"},
+		{name: "a token on someone else's address", raw: "From: a@example.org\r\nTo: other+t9@example.net\r\nMessage-ID: <m4@x>", sender: "a@example.org"},
+		{name: "own Message-ID", raw: "From: a@example.org\r\nIn-Reply-To: <sb-12-34.0123456789@example.com>\r\nReferences: <r1@x> <r2@x>\r\nMessage-ID: <m5@x>", sender: "a@example.org", own: 34,
+			hints: []string{"sb-12-34.0123456789@example.com", "r2@x", "r1@x"}},
+		{name: "own id of another domain is no reference", raw: "From: a@example.org\r\nIn-Reply-To: <sb-12-34.0123456789@evil.example>\r\nMessage-ID: <m6@x>", sender: "a@example.org",
+			hints: []string{"sb-12-34.0123456789@evil.example"}},
+		{name: "no From: Reply-To", raw: "Reply-To: Bo <bo@example.org>\r\nMessage-ID: <m7@x>", sender: "bo@example.org"},
+		{name: "no sender at all", raw: "Subject: who?\r\nMessage-ID: <m8@x>", sender: "unknown-sender@invalid"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := mail(tc.raw)
+			in := c.inbound(m, Classify(m), tc.src)
+			if in.TicketRef != tc.ref || in.Sender.ExternalID != tc.sender || in.OwnRef.MessageID != tc.own {
+				t.Errorf("ref %q sender %q own %+v; want %q %q %d", in.TicketRef, in.Sender.ExternalID, in.OwnRef, tc.ref, tc.sender, tc.own)
+			}
+			if tc.own != 0 && in.OwnRef.TicketNumber != 12 {
+				t.Errorf("own ref %+v", in.OwnRef)
+			}
+			if tc.hints != nil && strings.Join(in.ThreadHints, " ") != strings.Join(tc.hints, " ") {
+				t.Errorf("hints %q, want %q", in.ThreadHints, tc.hints)
+			}
+		})
+	}
+	t.Run("own addresses", func(t *testing.T) {
+		for addr, want := range map[string]bool{"support@example.com": true, "Support+x@Example.com": true, "help@example.com": true, "support@example.org": false, "": false} {
+			if got := c.isOwn(addr); got != want {
+				t.Errorf("isOwn(%q) = %v", addr, got)
+			}
+		}
+	})
+	t.Run("no Message-ID: a stable content hash", func(t *testing.T) {
+		a := c.inbound(mail("From: a@example.org\r\nSubject: x"), Classification{}, Source{})
+		b := c.inbound(mail("Received: by mx2\r\nFrom: a@example.org\r\nSubject: x"), Classification{}, Source{})
+		if !strings.HasPrefix(a.ExternalID, "sha256:") || a.ExternalID != b.ExternalID {
+			t.Errorf("%q vs %q", a.ExternalID, b.ExternalID)
+		}
+	})
+	t.Run("a date in the future is taken as now", func(t *testing.T) {
+		in := c.inbound(mail("From: a@example.org\r\nDate: Mon, 1 Jan 2074 00:00:00 +0000\r\nMessage-ID: <f@x>"), Classification{}, Source{})
+		if !in.SentAt.Equal(c.now()) {
+			t.Errorf("SentAt %v", in.SentAt)
+		}
+	})
+	t.Run("sender limit makes mail attach-only", func(t *testing.T) {
+		var last bool
+		for i := range 3 {
+			m := mail("From: storm@example.org\r\nMessage-ID: <s" + string(rune('0'+i)) + "@x>")
+			in := c.inbound(m, Classify(m), Source{})
+			last = in.AttachOnly && in.AutoReply && strings.Contains(in.Meta["auto_reply"], "2 mails an hour")
+			if i < 2 && in.AttachOnly {
+				t.Fatalf("mail %d limited already", i)
+			}
+		}
+		if !last {
+			t.Error("the third mail within the hour was not limited")
+		}
+	})
+	t.Run("auto-reply", func(t *testing.T) {
+		m := mail("From: x@example.org\r\nAuto-Submitted: auto-replied\r\nMessage-ID: <ar@x>")
+		in := c.inbound(m, Classify(m), Source{})
+		if !in.AttachOnly || !in.AutoReply || in.Meta["auto_reply"] == "" {
+			t.Errorf("%+v", in)
+		}
+	})
+}
+
+func TestBounceReason(t *testing.T) {
+	got := bounceReason(&Bounce{Recipients: []BounceRecipient{
+		{Address: "a@x", Action: "failed", Status: "5.1.1", Diagnostic: "smtp; 550 user unknown"},
+		{Address: "b@x", Action: "delayed", Status: "4.4.1"},
+	}})
+	if got != "undeliverable to a@x: 5.1.1 smtp; 550 user unknown" {
+		t.Errorf("%q", got)
+	}
+	if got := bounceReason(&Bounce{}); !strings.Contains(got, "undeliverable") {
+		t.Errorf("%q", got)
+	}
+}
