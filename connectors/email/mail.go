@@ -51,6 +51,9 @@ type Mail struct {
 	// references kept.
 	Text string
 	HTML string
+	// TextFromHTML is set when the mail had no text part and Text was
+	// derived from HTML.
+	TextFromHTML bool
 
 	// Attachments are the files of the message, inline images (with
 	// ContentID and Inline set) included. Files extracted from winmail.dat

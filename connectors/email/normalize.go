@@ -111,6 +111,13 @@ func bounceReason(b *Bounce) string {
 func (c *Connector) inbound(m *Mail, cls Classification, src Source) connectors.Inbound {
 	sender := senderOf(m)
 	reply := SplitReply(m.Text, m.HTML)
+	if m.TextFromHTML {
+		// Text derived from HTML has lost the markup that tells quotes
+		// apart: split the HTML and derive both parts from it, so text and
+		// HTML agree on what is new.
+		reply.Text, _ = htmlToText(reply.HTML)
+		reply.Quoted, _ = htmlToText(reply.QuotedHTML)
+	}
 	in := connectors.Inbound{
 		ChannelID:   c.channelID,
 		ExternalID:  externalID(m, sender),

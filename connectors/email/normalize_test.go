@@ -106,3 +106,20 @@ func TestBounceReason(t *testing.T) {
 		t.Errorf("%q", got)
 	}
 }
+
+// HTML-only mail: the new text comes from the new part of the HTML, not
+// from the whole HTML turned into text.
+func TestNormalizeHTMLOnlyReply(t *testing.T) {
+	c := normalizeTestConnector(t, `{"address":"support@example.com","inbound_smtp":true}`)
+	raw := "From: a@example.org\r\nMessage-ID: <h1@x>\r\nContent-Type: text/html; charset=utf-8\r\n\r\n" +
+		`<div dir="ltr">Thanks, that fixed it.</div><br><div class="gmail_quote"><div class="gmail_attr">On Mon, Apr 15, 2024 at 9:00 AM Support &lt;support@example.com&gt; wrote:<br></div>` +
+		`<blockquote class="gmail_quote">Please restart the router.</blockquote></div>`
+	m := Parse([]byte(raw))
+	if !m.TextFromHTML {
+		t.Fatal("TextFromHTML not set")
+	}
+	in := c.inbound(m, Classify(m), Source{})
+	if in.Text != "Thanks, that fixed it." || !strings.Contains(in.Quoted, "Please restart the router.") {
+		t.Errorf("text %q quoted %q", in.Text, in.Quoted)
+	}
+}

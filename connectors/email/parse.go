@@ -1303,16 +1303,23 @@ func shortenForWarning(s string, n int) string {
 
 // Finishing.
 
+// htmlToText is the readable text of an HTML body (no tags, scripts or
+// styles), for mail that came as HTML only.
+func htmlToText(html string) (string, error) {
+	text, err := html2text.FromString(html)
+	return tidyBody(text), err
+}
+
 func (p *mailParser) finish() {
 	m := p.m
 	m.Text = joinBodies(p.texts, "\n\n")
 	m.HTML = joinBodies(p.htmls, "\n")
 	if m.Text == "" && m.HTML != "" {
-		text, err := html2text.FromString(m.HTML)
+		text, err := htmlToText(m.HTML)
 		if err != nil {
 			p.warnf("the HTML body could not be turned into text: %v", err)
 		}
-		m.Text = tidyBody(text)
+		m.Text, m.TextFromHTML = text, true
 	}
 	if m.Text == "" && len(p.tnefBodies) > 0 {
 		m.Text = joinBodies(p.tnefBodies, "\n\n")
