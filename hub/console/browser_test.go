@@ -324,6 +324,64 @@ func TestMessageHTMLStaysInert(t *testing.T) {
 	tb.checkClean(ada.token, "tracker.example")
 }
 
+// A mail reply shows its new text, its quoted history collapsed, its
+// attachments as downloads, and its inline cid: image inside the formatted
+// view (fetched with the agent's token, handed over as a data: URL).
+func TestMailQuotedHistoryAndInlineImage(t *testing.T) {
+	e := newEnv(t)
+	// A 1×1 PNG.
+	png := []byte("\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89" +
+		"\x00\x00\x00\rIDATx\x9cc\xf8\xff\xff?\x00\x05\xfe\x02\xfe\xa7\x35\x81\x84\x00\x00\x00\x00IEND\xaeB`\x82")
+	r := e.probe.deliver(t, connectors.Inbound{
+		ExternalID: "mail-1", ThreadKey: "mail-conv",
+		Sender:  connectors.Identity{ExternalID: "alice@example.org", DisplayName: "Alice"},
+		Subject: "RE: Order 5521",
+		Text:    "Thanks - the photo is below.",
+		Quoted:  "________________________________\nFrom: Support\nCould you send us a photo?",
+		HTML:    `<p>Thanks - the photo is below.</p><p><img alt="photo" src="cid:photo1@example.org"></p>`,
+		Attachments: []connectors.Attachment{
+			{Filename: "photo.png", ContentType: "image/png", Data: png, ContentID: "photo1@example.org", Inline: true},
+			{Filename: "invoice.pdf", ContentType: "application/pdf", Data: []byte("%PDF-1.4 test")},
+		},
+	})
+	tk, err := e.st.Ticket(context.Background(), instanceID, r.ConversationID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newBrowser(t)
+	tb := b.tab("agent", true)
+	ada := e.agents["Ada"]
+	tb.signIn(e.srv.URL, ada.token)
+	tb.choose(`input[name="scope"][value="all"]`, "")
+	listContact(tb, tk.ID)
+	openTicket(tb, *tk)
+	if got := messageTexts(tb, "in", 1)[0]; got != "Thanks - the photo is below." {
+		t.Errorf("new text %q", got)
+	}
+	q := eval[map[string]any](tb, `(() => {
+		const d = document.querySelector('#messages li.msg-in details.msg-quoted');
+		return d ? {open: d.open, text: d.querySelector('.msg-quoted-text').textContent,
+			downloads: [...document.querySelectorAll('#messages li.msg-in .attachment-download')].map((b) => b.textContent)} : null;
+	})()`)
+	if q == nil || q["open"] != false || !strings.Contains(q["text"].(string), "Could you send us a photo?") {
+		t.Fatalf("quoted history: %v", q)
+	}
+	if d := fmt.Sprint(q["downloads"]); !strings.Contains(d, "photo.png") || !strings.Contains(d, "invoice.pdf") {
+		t.Errorf("attachment downloads: %v", d)
+	}
+	tb.do("open the formatted view", press(`#messages li.msg-in .msg-formatted`))
+	img := until[map[string]any](tb, "the inline image in the formatted view", `(() => {
+		const f = document.querySelector('#messages li.msg-in iframe.msg-html');
+		if (!f || !f.srcdoc.includes('data:image/png;base64,')) return null;
+		return {cid: f.srcdoc.includes('cid:'), sandbox: f.getAttribute('sandbox')};
+	})()`)
+	if img["cid"] != false || img["sandbox"] != "" {
+		t.Errorf("formatted view: %v", img)
+	}
+	tb.screenshot("mail-inline-image")
+	tb.checkClean(ada.token)
+}
+
 // TestLiveChatScriptDoesNotRun sends script through the live-chat visitor
 // websocket, before and while the agent has the conversation open.
 func TestLiveChatScriptDoesNotRun(t *testing.T) {

@@ -177,6 +177,7 @@ func newEnv(t *testing.T) *env {
 		gw.ServeHTTP(w, r)
 	})
 	mux.Handle("/channels/{channel}/{path...}", h.ChannelHandler())
+	mux.Handle("GET /agent/attachments/{id}", gateway.AttachmentHandler(h, log))
 	e.srv = httptest.NewServer(mux)
 	t.Cleanup(e.srv.Close)
 	return e
