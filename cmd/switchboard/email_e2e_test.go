@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -11,53 +10,23 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
 
 	"github.com/switchboard-hub/switchboard/hub/store"
+	"github.com/switchboard-hub/switchboard/internal/testenv"
 )
 
-// literal is an IMAP literal from bytes, for putting mail into the
-// in-memory server.
-type literal struct {
-	*bytes.Reader
-	size int64
-}
-
-func (l literal) Size() int64 { return l.size }
-
-// importMailbox is an in-memory IMAP server on loopback holding n mails in
-// INBOX of support/secret; it returns the server's address and the user.
+// importMailbox is an in-memory IMAP server holding n mails in INBOX of
+// support/imap-secret-password.
 func importMailbox(t *testing.T, n int) (string, *imapmemserver.User) {
 	t.Helper()
-	mem := imapmemserver.New()
-	u := imapmemserver.NewUser("support", "imap-secret-password")
-	if err := u.Create("INBOX", nil); err != nil {
-		t.Fatal(err)
-	}
+	var mails [][]byte
 	for i := range n {
-		raw := fmt.Sprintf("From: Customer %d <customer%d@example.org>\r\nTo: support@example.com\r\n"+
+		mails = append(mails, fmt.Appendf(nil, "From: Customer %d <customer%d@example.org>\r\nTo: support@example.com\r\n"+
 			"Subject: Import %d\r\nMessage-ID: <import-%d@example.org>\r\nDate: Mon, 15 Apr 2024 09:00:00 +0200\r\n"+
-			"Content-Type: text/plain; charset=utf-8\r\n\r\nMail number %d of the import.\r\n", i%50, i%50, i, i, i)
-		if _, err := u.Append("INBOX", literal{bytes.NewReader([]byte(raw)), int64(len(raw))}, &imap.AppendOptions{}); err != nil {
-			t.Fatal(err)
-		}
+			"Content-Type: text/plain; charset=utf-8\r\n\r\nMail number %d of the import.\r\n", i%50, i%50, i, i, i))
 	}
-	mem.AddUser(u)
-	srv := imapserver.New(&imapserver.Options{
-		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-			return mem.NewSession(), nil, nil
-		},
-		Caps:         imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapIMAP4rev2: {}},
-		InsecureAuth: true,
-	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	return ln.Addr().String(), u
+	return testenv.IMAPMemory(t, "support", "imap-secret-password", mails)
 }
 
 // seedMailChannel adds an email channel reading the IMAP server at addr.

@@ -18,10 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapserver"
-	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
-
 	"github.com/switchboard-hub/switchboard/connectors"
 	"github.com/switchboard-hub/switchboard/connectors/email"
 	"github.com/switchboard-hub/switchboard/hub"
@@ -63,7 +59,7 @@ func BenchmarkMailImport(b *testing.B) {
 		benchMaildir(b, filepath.Join(d.Dir, "mail", d.User), mails)
 		host, port, user, password = d.Host, d.Port, d.User, d.Password
 	case "memory":
-		addr := benchMemMailbox(b, mails)
+		addr, _ := testenv.IMAPMemory(b, "support", "bench-password", mails)
 		h, p, _ := net.SplitHostPort(addr)
 		host, user, password = h, "support", "bench-password"
 		port, _ = strconv.Atoi(p)
@@ -155,14 +151,6 @@ func BenchmarkMailImport(b *testing.B) {
 	}
 }
 
-// benchLiteral is an IMAP literal from bytes.
-type benchLiteral struct {
-	*bytes.Reader
-	size int64
-}
-
-func (l benchLiteral) Size() int64 { return l.size }
-
 // benchCorpus generates the n mails of the benchmark.
 func benchCorpus(n int) (mails [][]byte, total int64, withAtt int) {
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -209,36 +197,6 @@ func benchMaildir(b *testing.B, dir string, mails [][]byte) {
 			b.Fatal(err)
 		}
 	}
-}
-
-// benchMemMailbox starts an in-memory IMAP server holding mails.
-func benchMemMailbox(b *testing.B, mails [][]byte) string {
-	b.Helper()
-	mem := imapmemserver.New()
-	u := imapmemserver.NewUser("support", "bench-password")
-	if err := u.Create("INBOX", nil); err != nil {
-		b.Fatal(err)
-	}
-	for _, raw := range mails {
-		if _, err := u.Append("INBOX", benchLiteral{bytes.NewReader(raw), int64(len(raw))}, &imap.AppendOptions{}); err != nil {
-			b.Fatal(err)
-		}
-	}
-	mem.AddUser(u)
-	srv := imapserver.New(&imapserver.Options{
-		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-			return mem.NewSession(), nil, nil
-		},
-		Caps:         imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapIMAP4rev2: {}},
-		InsecureAuth: true,
-	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	go func() { _ = srv.Serve(ln) }()
-	b.Cleanup(func() { _ = srv.Close() })
-	return ln.Addr().String()
 }
 
 var benchWords = strings.Fields(`order invoice delivery parcel refund account password login printer offline
