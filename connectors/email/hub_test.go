@@ -16,11 +16,13 @@ import (
 	"net"
 	"net/mail"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-smtp"
 
 	"github.com/switchboard-hub/switchboard/connectors"
@@ -428,6 +430,85 @@ func TestHubWebFormRepliesByEmail(t *testing.T) {
 		}
 		if m.State != "failed" || !strings.Contains(m.StateReason, "5.2.2") {
 			t.Fatalf("after the bounce: %q %q", m.State, m.StateReason)
+		}
+	})
+}
+
+// Case C15 through the hub: the mailbox is re-created between two
+// sessions (a new UIDVALIDITY, UIDs restart, message A comes back unread at
+// UID 2 and the new B takes UID 1). B opens its ticket; A, read again,
+// opens no second one, because dedup is on the Message-ID; the cursor ends
+// at (new UIDVALIDITY, 2).
+func TestHubC15MailboxRecreated(t *testing.T) {
+	hubStacks(t, func(t *testing.T, f *hubFixture) {
+		ctx := context.Background()
+		mailA := []byte("From: Kofi Mensah <kofi.mensah@example.org>\r\nTo: support@example.com\r\nSubject: Printer offline again\r\n" +
+			"Date: Mon, 15 Apr 2024 09:00:00 +0200\r\nMessage-ID: <msgA-20240415090000@example.org>\r\n\r\nThe printer on floor 2 shows offline again.\r\n")
+		mailB := []byte("From: Ines Garcia <ines.garcia@example.org>\r\nTo: support@example.com\r\nSubject: Cannot log in to the portal\r\n" +
+			"Date: Tue, 23 Apr 2024 10:15:00 +0200\r\nMessage-ID: <msgB-20240423101500@example.org>\r\n\r\nSession expired right after login.\r\n")
+		addr, user := testenv.IMAPMemory(t, "support", "imap-pw", [][]byte{mailA})
+		host, port, _ := net.SplitHostPort(addr)
+		settings := fmt.Sprintf(`{"address":"support@example.com","imap":{"host":%q,"port":%s,"security":"plain","username":"support"}}`, host, port)
+		ch := store.Channel{ID: "acme-imap", InstanceID: hubInstance, Kind: string(email.Kind), Name: "IMAP", Enabled: true,
+			Settings: settings, Secrets: `{"imap_password":"imap-pw"}`}
+		if err := f.st.CreateChannel(ctx, &ch); err != nil {
+			t.Fatal(err)
+		}
+		subjects := func() []string {
+			var out []string
+			for _, tk := range f.tickets(t) {
+				out = append(out, tk.Subject)
+			}
+			return out
+		}
+		waitFor := func(what string, ok func() bool) {
+			t.Helper()
+			for deadline := time.Now().Add(20 * time.Second); !ok(); time.Sleep(10 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("%s: tickets %q", what, subjects())
+				}
+			}
+		}
+		// Session 1.
+		if err := f.h.StartChannel(ctx, ch); err != nil {
+			t.Fatal(err)
+		}
+		waitFor("session 1", func() bool { return len(f.tickets(t)) == 1 })
+		f.h.StopChannel(ctx, ch.ID)
+
+		// The operator re-creates INBOX: B first, then A restored unread.
+		if err := user.Delete("INBOX"); err != nil {
+			t.Fatal(err)
+		}
+		if err := user.Create("INBOX", nil); err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range [][]byte{mailB, mailA} {
+			if _, err := user.Append("INBOX", testenv.IMAPLiteral(m), &imap.AppendOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		sd, err := user.Status("INBOX", &imap.StatusOptions{UIDValidity: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Session 2.
+		if err := f.h.StartChannel(ctx, ch); err != nil {
+			t.Fatal(err)
+		}
+		want := fmt.Sprintf("%d:2", sd.UIDValidity)
+		waitFor("session 2", func() bool {
+			v, _ := f.st.ChannelStateValue(ctx, ch.ID, "imap-cursor:INBOX")
+			return v == want
+		})
+		got := subjects()
+		if len(got) != 2 || !slices.Contains(got, "Printer offline again") || !slices.Contains(got, "Cannot log in to the portal") {
+			t.Fatalf("tickets %q, want one each for A and B", got)
+		}
+		for _, tk := range f.tickets(t) {
+			if n := len(f.messages(t, tk.ID)); n != 1 {
+				t.Errorf("ticket %q has %d messages", tk.Subject, n)
+			}
 		}
 	})
 }

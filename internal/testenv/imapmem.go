@@ -22,7 +22,7 @@ func IMAPMemory(t testing.TB, username, password string, mails [][]byte) (string
 		t.Fatal(err)
 	}
 	for _, raw := range mails {
-		if _, err := u.Append("INBOX", memLiteral{bytes.NewReader(raw), int64(len(raw))}, &imap.AppendOptions{}); err != nil {
+		if _, err := u.Append("INBOX", IMAPLiteral(raw), &imap.AppendOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -43,7 +43,10 @@ func IMAPMemory(t testing.TB, username, password string, mails [][]byte) (string
 	return ln.Addr().String(), u
 }
 
-// memLiteral is an IMAP literal from bytes.
+// IMAPLiteral is raw as an IMAP literal, for appending to a mailbox of the
+// in-memory server.
+func IMAPLiteral(raw []byte) imap.LiteralReader { return memLiteral{bytes.NewReader(raw), int64(len(raw))} }
+
 type memLiteral struct {
 	*bytes.Reader
 	size int64
