@@ -210,7 +210,7 @@ func serve(ctx context.Context, o *serveOptions) error {
 		go serveDebug(o.DebugAddr, log)
 	}
 	errc := make(chan error, 2)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- fmt.Errorf("http server: %w", srv.Serve(ln)) }()
 	if smtpSrv != nil {
 		log.Info("smtp listener", "addr", smtpLn.Addr().String())
 		go func() {
@@ -221,7 +221,7 @@ func serve(ctx context.Context, o *serveOptions) error {
 	}
 	select {
 	case err := <-errc:
-		return fmt.Errorf("http server: %w", err)
+		return err
 	case <-ctx.Done():
 	}
 
