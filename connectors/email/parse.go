@@ -70,6 +70,78 @@ func limitMIMEParts(src []byte, max int) ([]byte, bool) {
 	return src, false
 }
 
+// maxBoundaries bounds the multipart boundaries one mail may declare:
+// enmime's boundary readers nest, and a mail of a few hundred nested
+// multiparts would take it minutes (a denial of service, not a mail).
+// Real mail declares a handful; forwards of forwards a few dozen.
+const maxBoundaries = 64
+
+// limitMIMEBoundaries cuts src before the line that declares boundary
+// number max+1.
+func limitMIMEBoundaries(src []byte, max int) ([]byte, bool) {
+	n := 0
+	for off := 0; off < len(src); {
+		line := src[off:]
+		if i := bytes.IndexByte(line, '\n'); i >= 0 {
+			line = line[:i+1]
+		}
+		if containsFold(line, "boundary") {
+			if n++; n > max {
+				return src[:off], true
+			}
+		}
+		off += len(line)
+	}
+	return src, false
+}
+
+var boundaryParam = regexp.MustCompile(`(?i)boundary\s*=\s*(?:"([^"\r\n]{1,200})"|([^\s;"]{1,200}))`)
+
+// closeBoundaries appends the closing delimiter of every multipart that is
+// opened in src but never closed. enmime's nested boundary readers take
+// time exponential in the depth of unclosed multiparts (a mail of thirty
+// unclosed levels would take hours); closed, the same mail reads at once.
+// A mail cut short in transit is the usual cause, so the parts read the
+// same as before.
+func closeBoundaries(src []byte) ([]byte, bool) {
+	var open []string
+	seen := map[string]bool{}
+	for _, m := range boundaryParam.FindAllSubmatch(src, maxBoundaries+1) {
+		b := string(m[1])
+		if b == "" {
+			b = string(m[2])
+		}
+		if seen[b] {
+			continue
+		}
+		seen[b] = true
+		if bytes.Contains(src, []byte("\n--"+b)) && !bytes.Contains(src, []byte("--"+b+"--")) {
+			open = append(open, b)
+		}
+	}
+	if len(open) == 0 {
+		return src, false
+	}
+	out := append([]byte(nil), src...)
+	if !bytes.HasSuffix(out, []byte("\n")) {
+		out = append(out, "\r\n"...)
+	}
+	for i := len(open) - 1; i >= 0; i-- {
+		out = append(out, "--"+open[i]+"--\r\n"...)
+	}
+	return out, true
+}
+
+// containsFold reports whether the ASCII word occurs in b, ignoring case.
+func containsFold(b []byte, word string) bool {
+	for i := 0; i+len(word) <= len(b); i++ {
+		if bytes.EqualFold(b[i:i+len(word)], []byte(word)) {
+			return true
+		}
+	}
+	return false
+}
+
 // maxPartDepth bounds the nesting of multiparts and reparsed parts we
 // follow; deeper parts are kept only in original.eml.
 const maxPartDepth = 32
@@ -125,6 +197,16 @@ func (p *mailParser) run() {
 		p.warnf("the mail has more than %d MIME parts: only the first ones are read, the whole mail is in original.eml", maxMIMEParts)
 		p.keepOriginal = true
 		src = limited
+	}
+	if limited, cut := limitMIMEBoundaries(src, maxBoundaries); cut {
+		p.warnf("the mail declares more than %d multipart boundaries: only the first parts are read, the whole mail is in original.eml", maxBoundaries)
+		p.keepOriginal = true
+		src = limited
+	}
+	if closed, ok := closeBoundaries(src); ok {
+		p.warnf("the mail ends before its multipart structure is closed: it may have been cut short, the whole mail is in original.eml")
+		p.keepOriginal = true
+		src = closed
 	}
 	p.src = src
 	root, err := p.enmimeParser().ReadParts(bytes.NewReader(src))

@@ -6,11 +6,15 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/switchboard-hub/switchboard/connectors"
 )
 
 // -update-parse rewrites the golden files under testdata/parse/golden and
@@ -753,5 +757,31 @@ func TestParseAddressHeaders(t *testing.T) {
 	// Header values stay raw.
 	if got := Parse([]byte(raw)).Header.Get("Cc"); got != "=?utf-8?Q?Jos=C3=A9?= <jose@example.es>" {
 		t.Errorf("raw Cc = %q", got)
+	}
+}
+
+// A mail of a thousand nested multiparts is read in its first levels,
+// quickly, and kept whole as original.eml: nested boundary readers must
+// not turn one mail into minutes of CPU.
+func TestParseDeepNesting(t *testing.T) {
+	var b bytes.Buffer
+	const depth = 1000
+	b.WriteString("From: deep@example.org\r\nSubject: deep\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b0\r\n\r\n")
+	for i := 1; i < depth; i++ {
+		fmt.Fprintf(&b, "--b%d\r\nContent-Type: multipart/mixed; boundary=b%d\r\n\r\n", i-1, i)
+	}
+	fmt.Fprintf(&b, "--b%d\r\nContent-Type: text/plain\r\n\r\ninnermost\r\n", depth-1)
+	for i := depth - 1; i >= 0; i-- {
+		fmt.Fprintf(&b, "--b%d--\r\n", i)
+	}
+	done := make(chan *Mail, 1)
+	go func() { done <- Parse(b.Bytes()) }()
+	select {
+	case m := <-done:
+		if m.Subject != "deep" || !slices.ContainsFunc(m.Attachments, func(a connectors.Attachment) bool { return a.Filename == "original.eml" }) {
+			t.Errorf("subject %q, attachments %d", m.Subject, len(m.Attachments))
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("parsing a deeply nested mail did not finish")
 	}
 }
