@@ -72,6 +72,23 @@ type Route struct {
 	Handler http.Handler
 }
 
+// SendCapable is implemented by channels that may be configured to
+// receive only (an email channel without a relay). When replies of another
+// channel leave through a channel of this kind (Policy.ReplyVia), the hub
+// picks one that can send.
+type SendCapable interface {
+	CanSend() bool
+}
+
+// Claimer is implemented by channels that take something no other channel
+// may take as well: an inbound address, a mailbox to read. Two channels
+// with the same claim would steal each other's messages, across tenants
+// too; the admin layer refuses the second one. Claims are opaque strings,
+// compared exactly among channels of the same kind.
+type Claimer interface {
+	Claims() []string
+}
+
 // SignalSender is implemented by channels that can show agent signals
 // (typing, read) to the end user.
 type SignalSender interface {

@@ -104,16 +104,30 @@ func (h *Hub) channel(id string) *runningChannel {
 }
 
 // channelOfKind returns a running channel of the given kind in an
-// instance (for replies that leave through another channel).
+// instance (for replies that leave through another channel): one that can
+// send if there is one (connectors.SendCapable), the first by id among
+// equals, so the choice is stable.
 func (h *Hub) channelOfKind(instanceID string, kind connectors.Kind) *runningChannel {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
+	canSend := func(rc *runningChannel) bool {
+		sc, ok := rc.conn.(connectors.SendCapable)
+		return !ok || sc.CanSend()
+	}
 	var best *runningChannel
 	for _, rc := range h.channels {
-		if rc.ch.InstanceID == instanceID && connectors.Kind(rc.ch.Kind) == kind {
-			if best == nil || rc.ch.ID < best.ch.ID {
+		if rc.ch.InstanceID != instanceID || connectors.Kind(rc.ch.Kind) != kind {
+			continue
+		}
+		switch {
+		case best == nil:
+			best = rc
+		case canSend(rc) != canSend(best):
+			if canSend(rc) {
 				best = rc
 			}
+		case rc.ch.ID < best.ch.ID:
+			best = rc
 		}
 	}
 	return best

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/switchboard-hub/switchboard/hub"
+	"github.com/switchboard-hub/switchboard/hub/admin"
 	"github.com/switchboard-hub/switchboard/hub/store"
 )
 
@@ -23,7 +24,7 @@ type demoInfo struct {
 // across restarts; only its hash is in the database.
 func ensureDemo(ctx context.Context, st *store.Store, dataDir string) (*demoInfo, error) {
 	d := &demoInfo{AgentEmail: "demo@example.com", ChatChannel: "demo-chat", FormChannel: "demo-form"}
-	tok, err := fileToken(filepath.Join(dataDir, "demo-agent-token"), "sbag_")
+	tok, err := fileToken(filepath.Join(dataDir, "demo-agent-token"), admin.AgentTokenPrefix)
 	if err != nil {
 		return nil, err
 	}

@@ -192,20 +192,44 @@ func (c *Connector) Stop(ctx context.Context) error {
 func (c *Connector) Send(ctx context.Context, out connectors.Outbound) (connectors.SendResult, error) {
 	if c.sender == nil {
 		return connectors.SendResult{}, connectors.NewError(connectors.Permanent, "no_smtp",
-			"this email channel has no SMTP relay configured (settings.smtp), so it cannot send replies", nil)
+			fmt.Sprintf("the email channel %q (%s) has no SMTP relay configured (settings.smtp), so it cannot send replies", c.channelID, c.settings.Address), nil)
 	}
 	raw, id, err := composeReply(c.settings, out, c.now())
 	if err != nil {
 		return connectors.SendResult{}, err
 	}
-	to := out.To.Email
-	if to == "" {
-		to = out.To.ExternalID
+	// The envelope gets the address as the header has it: internationalized
+	// domains as A-labels, which every relay takes.
+	to, err := composeRecipient(c.settings, out.To)
+	if err != nil {
+		return connectors.SendResult{}, err
 	}
-	if err := c.sender.Send(ctx, c.settings.Address, []string{to}, raw); err != nil {
+	if err := c.sender.Send(ctx, c.settings.Address, []string{to.Address}, raw); err != nil {
 		return connectors.SendResult{}, err
 	}
 	return connectors.SendResult{ExternalID: id, State: connectors.DeliverySent}, nil
+}
+
+// CanSend tells whether the channel has a relay: the hub sends replies of
+// web-form tickets through an email channel that can.
+func (c *Connector) CanSend() bool { return c.sender != nil }
+
+// Claims are the channel's inbound addresses on the SMTP listener and the
+// IMAP mailboxes it reads: a second channel with one of them would take
+// this channel's mail.
+func (c *Connector) Claims() []string {
+	var out []string
+	if c.settings.InboundSMTP {
+		for _, a := range c.addresses() {
+			out = append(out, "smtp:"+strings.ToLower(a))
+		}
+	}
+	if im := c.settings.IMAP; im != nil {
+		for _, mb := range im.Mailboxes {
+			out = append(out, fmt.Sprintf("imap:%s:%d/%s/%s", strings.ToLower(im.Host), im.Port, strings.ToLower(im.Username), mb))
+		}
+	}
+	return out
 }
 
 // addresses are every address of the channel: its support address and its
@@ -239,6 +263,8 @@ func (h hostCursors) SaveCursor(ctx context.Context, mailbox string, cur Cursor)
 }
 
 var (
-	_ connectors.Connector = (*Connector)(nil)
-	_ cursorStore          = hostCursors{}
+	_ connectors.Connector   = (*Connector)(nil)
+	_ connectors.SendCapable = (*Connector)(nil)
+	_ connectors.Claimer     = (*Connector)(nil)
+	_ cursorStore            = hostCursors{}
 )

@@ -30,7 +30,7 @@ func FuzzInbound(f *testing.F) {
 	c := &Connector{channelID: "fuzz", settings: s, now: now, limit: newSenderLimiter(RateLimit{Disabled: true}, now)}
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		m := Parse(raw)
-		in := c.inbound(m, Classify(m), Source{Via: "smtp", Recipients: []string{"support+t5@example.com"}})
+		in := c.inbound(m, raw, Classify(m), Source{Via: "smtp", Recipients: []string{"support+t5@example.com"}})
 		if in.ExternalID == "" || in.Sender.ExternalID == "" {
 			t.Fatalf("no dedup key or sender: %q %q", in.ExternalID, in.Sender.ExternalID)
 		}

@@ -401,6 +401,15 @@ func TestHubWebFormRepliesByEmail(t *testing.T) {
 		if err := f.h.StartChannel(ctx, form); err != nil {
 			t.Fatal(err)
 		}
+		// A receive-only email channel, first by id: replies must not pick it.
+		recv := store.Channel{ID: "acme-a-recv", InstanceID: hubInstance, Kind: string(email.Kind), Name: "Receive only", Enabled: true,
+			Settings: `{"address":"intake@example.com","inbound_smtp":true}`}
+		if err := f.st.CreateChannel(ctx, &recv); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.h.StartChannel(ctx, recv); err != nil {
+			t.Fatal(err)
+		}
 		res, err := f.st.Ingest(ctx, &store.InboundRecord{InstanceID: hubInstance, ChannelID: form.ID, ExternalID: "sub-1", NewTicket: true,
 			Contact: store.ContactInput{ExternalID: "lin.wei@example.org", Email: "lin.wei@example.org", DisplayName: "林伟"},
 			Subject: "Order DD-118", Text: "Where is my order?"})
@@ -430,6 +439,18 @@ func TestHubWebFormRepliesByEmail(t *testing.T) {
 		}
 		if m.State != "failed" || !strings.Contains(m.StateReason, "5.2.2") {
 			t.Fatalf("after the bounce: %q %q", m.State, m.StateReason)
+		}
+		// An internationalized domain goes into the envelope as its A-label.
+		idn, err := f.st.Ingest(ctx, &store.InboundRecord{InstanceID: hubInstance, ChannelID: form.ID, ExternalID: "sub-2", NewTicket: true,
+			Contact: store.ContactInput{ExternalID: "x@exämple.org", Email: "x@exämple.org"}, Subject: "IDN", Text: "hi"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out := f.reply(t, idn.Ticket.ID, "Hello."); out.State != "sent" {
+			t.Fatalf("reply to an IDN address: %q (%s)", out.State, out.StateReason)
+		}
+		if got := f.relay.last(t); len(got.to) != 1 || got.to[0] != "x@xn--exmple-cua.org" {
+			t.Fatalf("envelope recipient %v", got.to)
 		}
 	})
 }

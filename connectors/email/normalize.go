@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"golang.org/x/time/rate"
 
@@ -47,7 +48,7 @@ func (c *Connector) ingest(ctx context.Context, raw []byte, src Source) error {
 	if cls.Kind == KindBounce {
 		return c.bounce(ctx, host, m, cls, log)
 	}
-	in := c.inbound(m, cls, src)
+	in := c.inbound(m, raw, cls, src)
 	rec, err := host.Deliver(ctx, in)
 	if err != nil {
 		return err
@@ -107,8 +108,13 @@ func bounceReason(b *Bounce) string {
 	return s
 }
 
-// inbound turns a parsed mail into what the hub stores.
-func (c *Connector) inbound(m *Mail, cls Classification, src Source) connectors.Inbound {
+// maxStoredText is the text the hub keeps of one message (its
+// MaxTextBytes default); a longer mail is kept whole as original.eml too.
+const maxStoredText = 256 << 10
+
+// inbound turns a parsed mail (and its raw source) into what the hub
+// stores.
+func (c *Connector) inbound(m *Mail, raw []byte, cls Classification, src Source) connectors.Inbound {
 	sender := senderOf(m)
 	reply := SplitReply(m.Text, m.HTML)
 	if m.TextFromHTML {
@@ -121,10 +127,10 @@ func (c *Connector) inbound(m *Mail, cls Classification, src Source) connectors.
 	in := connectors.Inbound{
 		ChannelID:   c.channelID,
 		ExternalID:  externalID(m, sender),
-		Sender:      connectors.Identity{ExternalID: sender.Addr, DisplayName: sender.Name, Email: sender.Addr},
-		Subject:     m.Subject,
-		Text:        reply.Text,
-		HTML:        reply.HTML,
+		Sender:      connectors.Identity{ExternalID: sender.Addr, DisplayName: oneLine(sender.Name), Email: sender.Addr},
+		Subject:     oneLine(m.Subject),
+		Text:        strings.TrimPrefix(reply.Text, "\ufeff"),
+		HTML:        strings.TrimPrefix(reply.HTML, "\ufeff"),
 		Quoted:      reply.Quoted,
 		QuotedHTML:  reply.QuotedHTML,
 		Attachments: m.Attachments,
@@ -143,7 +149,7 @@ func (c *Connector) inbound(m *Mail, cls Classification, src Source) connectors.
 	switch {
 	case cls.Kind == KindAutoReply:
 		reason = cls.Reason
-	case !c.limit.allow(sender.Addr):
+	case !c.limit.allow(limitKey(sender.Addr)):
 		// A mail storm (a broken script, a loop with another helpdesk that
 		// sends no marker) is kept out of the agents' queue.
 		reason = fmt.Sprintf("more than %d mails an hour from this sender", c.settings.SenderLimit.PerHour)
@@ -156,10 +162,52 @@ func (c *Connector) inbound(m *Mail, cls Classification, src Source) connectors.
 	if len(m.Warnings) > 0 {
 		in.Meta["parse_warnings"] = strings.Join(m.Warnings, "; ")
 	}
+	if len(in.Text)+len(in.Quoted) > maxStoredText || len(in.HTML)+len(in.QuotedHTML) > 4*maxStoredText {
+		// The hub keeps that much of the text; the whole mail stays as its
+		// source, so nothing of it is lost.
+		keepOriginal(&in, raw)
+	}
 	if len(in.Meta) == 0 {
 		in.Meta = nil
 	}
 	return in
+}
+
+// oneLine is a header value as agents see it: control characters (C0 and
+// C1, often a byte of another charset shown raw) become spaces, and a byte
+// order mark goes.
+func oneLine(v string) string {
+	v = strings.Map(func(r rune) rune {
+		switch {
+		case r == '\ufeff':
+			return -1
+		case unicode.IsControl(r):
+			return ' '
+		}
+		return r
+	}, v)
+	return strings.TrimSpace(v)
+}
+
+// keepOriginal attaches the raw mail as original.eml unless it is there.
+func keepOriginal(in *connectors.Inbound, raw []byte) {
+	for _, a := range in.Attachments {
+		if a.Filename == "original.eml" && a.ContentType == "message/rfc822" {
+			return
+		}
+	}
+	in.Attachments = append(in.Attachments, connectors.Attachment{Filename: "original.eml", ContentType: "message/rfc822", Data: raw})
+}
+
+// limitKey is whom the sender limit counts a mail against: the address
+// without its +tag, so that one sender cannot escape the limit by tagging.
+func limitKey(addr string) string {
+	local, domain, ok := strings.Cut(strings.ToLower(addr), "@")
+	if !ok {
+		return addr
+	}
+	local, _, _ = strings.Cut(local, "+")
+	return local + "@" + domain
 }
 
 // senderOf is who the mail is from: From, else Reply-To, else the

@@ -1,6 +1,7 @@
 package email
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -39,7 +40,7 @@ func TestNormalizeInbound(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := mail(tc.raw)
-			in := c.inbound(m, Classify(m), tc.src)
+			in := c.inbound(m, nil, Classify(m), tc.src)
 			if in.TicketRef != tc.ref || in.Sender.ExternalID != tc.sender || in.OwnRef.MessageID != tc.own {
 				t.Errorf("ref %q sender %q own %+v; want %q %q %d", in.TicketRef, in.Sender.ExternalID, in.OwnRef, tc.ref, tc.sender, tc.own)
 			}
@@ -59,14 +60,14 @@ func TestNormalizeInbound(t *testing.T) {
 		}
 	})
 	t.Run("no Message-ID: a stable content hash", func(t *testing.T) {
-		a := c.inbound(mail("From: a@example.org\r\nSubject: x"), Classification{}, Source{})
-		b := c.inbound(mail("Received: by mx2\r\nFrom: a@example.org\r\nSubject: x"), Classification{}, Source{})
+		a := c.inbound(mail("From: a@example.org\r\nSubject: x"), nil, Classification{}, Source{})
+		b := c.inbound(mail("Received: by mx2\r\nFrom: a@example.org\r\nSubject: x"), nil, Classification{}, Source{})
 		if !strings.HasPrefix(a.ExternalID, "sha256:") || a.ExternalID != b.ExternalID {
 			t.Errorf("%q vs %q", a.ExternalID, b.ExternalID)
 		}
 	})
 	t.Run("a date in the future is taken as now", func(t *testing.T) {
-		in := c.inbound(mail("From: a@example.org\r\nDate: Mon, 1 Jan 2074 00:00:00 +0000\r\nMessage-ID: <f@x>"), Classification{}, Source{})
+		in := c.inbound(mail("From: a@example.org\r\nDate: Mon, 1 Jan 2074 00:00:00 +0000\r\nMessage-ID: <f@x>"), nil, Classification{}, Source{})
 		if !in.SentAt.Equal(c.now()) {
 			t.Errorf("SentAt %v", in.SentAt)
 		}
@@ -75,7 +76,7 @@ func TestNormalizeInbound(t *testing.T) {
 		var last bool
 		for i := range 3 {
 			m := mail("From: storm@example.org\r\nMessage-ID: <s" + string(rune('0'+i)) + "@x>")
-			in := c.inbound(m, Classify(m), Source{})
+			in := c.inbound(m, nil, Classify(m), Source{})
 			last = in.AttachOnly && in.AutoReply && strings.Contains(in.Meta["auto_reply"], "2 mails an hour")
 			if i < 2 && in.AttachOnly {
 				t.Fatalf("mail %d limited already", i)
@@ -87,11 +88,54 @@ func TestNormalizeInbound(t *testing.T) {
 	})
 	t.Run("auto-reply", func(t *testing.T) {
 		m := mail("From: x@example.org\r\nAuto-Submitted: auto-replied\r\nMessage-ID: <ar@x>")
-		in := c.inbound(m, Classify(m), Source{})
+		in := c.inbound(m, nil, Classify(m), Source{})
 		if !in.AttachOnly || !in.AutoReply || in.Meta["auto_reply"] == "" {
 			t.Errorf("%+v", in)
 		}
 	})
+}
+
+// A tagged address (flood+1@, flood+2@ …) counts against one sender.
+func TestNormalizeSenderLimitIgnoresTags(t *testing.T) {
+	c := normalizeTestConnector(t, `{"address":"support@example.com","inbound_smtp":true,"sender_limit":{"per_hour":2}}`)
+	limited := 0
+	for i := range 5 {
+		m := Parse(fmt.Appendf(nil, "From: Flood+%d@Example.org\r\nMessage-ID: <f%d@x>\r\n\r\nhi\r\n", i, i))
+		if in := c.inbound(m, nil, Classify(m), Source{}); in.AttachOnly {
+			limited++
+		}
+	}
+	if limited != 3 {
+		t.Errorf("%d of 5 tagged mails limited, want 3", limited)
+	}
+}
+
+// A mail longer than the hub keeps is kept whole as original.eml.
+func TestNormalizeKeepsLongMailWhole(t *testing.T) {
+	c := normalizeTestConnector(t, `{"address":"support@example.com","inbound_smtp":true}`)
+	raw := []byte("From: a@example.org\r\nMessage-ID: <long@x>\r\n\r\n" + strings.Repeat("words and more words\r\n", 20000))
+	m := Parse(raw)
+	in := c.inbound(m, raw, Classify(m), Source{})
+	n := 0
+	for _, a := range in.Attachments {
+		if a.Filename == "original.eml" && len(a.Data) == len(raw) {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("original.eml attached %d times", n)
+	}
+}
+
+// Control characters in names and subjects, and a byte order mark at the
+// start of a body, do not reach the agent.
+func TestNormalizeControlCharacters(t *testing.T) {
+	c := normalizeTestConnector(t, `{"address":"support@example.com","inbound_smtp":true}`)
+	m := &Mail{From: Address{Name: "Bad\u0081Name\x07", Addr: "b@example.org"}, Subject: "\ufeffHello\x1bworld", Text: "\ufeffbody", MessageID: "c@x"}
+	in := c.inbound(m, nil, Classification{}, Source{})
+	if in.Sender.DisplayName != "Bad Name" || in.Subject != "Hello world" || in.Text != "body" {
+		t.Errorf("name %q subject %q text %q", in.Sender.DisplayName, in.Subject, in.Text)
+	}
 }
 
 func TestBounceReason(t *testing.T) {
@@ -118,7 +162,7 @@ func TestNormalizeHTMLOnlyReply(t *testing.T) {
 	if !m.TextFromHTML {
 		t.Fatal("TextFromHTML not set")
 	}
-	in := c.inbound(m, Classify(m), Source{})
+	in := c.inbound(m, nil, Classify(m), Source{})
 	if in.Text != "Thanks, that fixed it." || !strings.Contains(in.Quoted, "Please restart the router.") {
 		t.Errorf("text %q quoted %q", in.Text, in.Quoted)
 	}

@@ -3,6 +3,7 @@ package email
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/mail"
 	"strings"
 	"time"
@@ -122,6 +123,7 @@ const (
 // Defaults of the settings.
 const (
 	DefaultMaxMessageBytes = 25 << 20
+	maxMessageBytesLimit   = 100 << 20
 	DefaultSenderPerHour   = 30
 	DefaultPollInterval    = 60 * time.Second
 	DefaultIdleRestart     = 25 * time.Minute
@@ -183,6 +185,9 @@ func (s *Settings) normalize() error {
 		s.MaxMessageBytes = DefaultMaxMessageBytes
 	case s.MaxMessageBytes < 64<<10:
 		return fmt.Errorf("settings.max_message_bytes: %d is too small (at least 65536)", s.MaxMessageBytes)
+	case s.MaxMessageBytes > maxMessageBytesLimit:
+		// Every mail is held in memory while it is parsed and stored.
+		return fmt.Errorf("settings.max_message_bytes: %d is too large (at most %d)", s.MaxMessageBytes, maxMessageBytesLimit)
 	}
 	switch {
 	case s.SenderLimit.PerHour == 0:
@@ -207,8 +212,8 @@ func (s *Settings) normalize() error {
 }
 
 func (s *IMAPSettings) normalize() error {
-	if s.Host == "" {
-		return fmt.Errorf("settings.imap.host: required")
+	if err := checkHost(s.Host); err != nil {
+		return fmt.Errorf("settings.imap.host: %w", err)
 	}
 	switch s.Security {
 	case "":
@@ -286,8 +291,8 @@ func (s *IMAPSettings) normalize() error {
 }
 
 func (s *SMTPSettings) normalize(domain string) error {
-	if s.Host == "" {
-		return fmt.Errorf("settings.smtp.host: required")
+	if err := checkHost(s.Host); err != nil {
+		return fmt.Errorf("settings.smtp.host: %w", err)
 	}
 	switch s.Security {
 	case "":
@@ -311,6 +316,23 @@ func (s *SMTPSettings) normalize(domain string) error {
 	}
 	if s.HelloName == "" {
 		s.HelloName = domain
+	}
+	return nil
+}
+
+// checkHost accepts a host name or an IP address, without a port or a
+// scheme (those have fields of their own).
+func checkHost(h string) error {
+	switch {
+	case h == "":
+		return fmt.Errorf("required")
+	case strings.Contains(h, "://"):
+		return fmt.Errorf("%q: give the host name only, without a scheme", h)
+	case strings.ContainsAny(h, " \t\r\n/@"):
+		return fmt.Errorf("%q is not a host name", h)
+	}
+	if _, _, err := net.SplitHostPort(h); err == nil {
+		return fmt.Errorf("%q: give the port in the port field, not in the host", h)
 	}
 	return nil
 }

@@ -26,7 +26,7 @@ const (
 	// smtpMaxLineLength is far above RFC 5321's 1000 octets: real senders
 	// write longer lines in unencoded HTML, and a 500 at DATA would bounce
 	// a customer's mail for it. Commands are tiny anyway.
-	smtpMaxLineLength = 64 << 10
+	smtpMaxLineLength = 1 << 20
 )
 
 // SMTPServerConfig configures the node's inbound SMTP listener. Zero
@@ -315,6 +315,11 @@ func (ss *smtpSession) Data(r io.Reader) error {
 	case errors.Is(err, smtp.ErrDataTooLarge) || err == nil && int64(len(raw)) > limit:
 		ss.s.log.Info("inbound smtp: message too large", "remote", ss.remote, "from", ss.from, "limit", limit)
 		return smtp.ErrDataTooLarge
+	case errors.Is(err, smtp.ErrTooLongLine):
+		// Permanent: the same mail would fail the same way on every retry.
+		ss.s.log.Info("inbound smtp: line too long", "remote", ss.remote, "from", ss.from, "limit", smtpMaxLineLength)
+		return &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 3, 4},
+			Message: fmt.Sprintf("Message has a line longer than %d bytes", smtpMaxLineLength)}
 	case err != nil:
 		// The connection broke or timed out mid-message: temporary, and
 		// never go-smtp's default 554 (a bounce) for it.

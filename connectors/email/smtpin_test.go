@@ -339,6 +339,23 @@ func TestSMTPServerEmptyAndUnparseable(t *testing.T) {
 	}
 }
 
+// A line over the limit is refused permanently (the same mail would fail
+// again on every retry), and a long line under it is taken.
+func TestSMTPServerLongLines(t *testing.T) {
+	s, addr := smtpTestListen(t, SMTPServerConfig{})
+	st := smtpTestHandle(t, s, 0, "support@example.com")
+	c := smtpTestDial(t, addr)
+	long := "Subject: long\r\n\r\n" + strings.Repeat("y", 200000) + "\r\n"
+	if err := smtpTestSend(c, "alice@example.org", []string{"support@example.com"}, long); err != nil {
+		t.Fatalf("a 200 KB line: %v", err)
+	}
+	tooLong := "Subject: too long\r\n\r\n" + strings.Repeat("z", smtpMaxLineLength+10) + "\r\n"
+	smtpTestCode(t, smtpTestSend(smtpTestDial(t, addr), "alice@example.org", []string{"support@example.com"}, tooLong), 552, smtp.EnhancedCode{5, 3, 4})
+	if _, stored := st.snapshot(); len(stored) != 1 {
+		t.Fatalf("stored %d mails, want 1", len(stored))
+	}
+}
+
 // C08 arrives by SMTP from the bouncing MTA with MAIL FROM:<>: the null
 // reverse-path becomes "Return-Path: <>", which bounce detection reads.
 func TestSMTPServerBounceKeepsNullReturnPath(t *testing.T) {

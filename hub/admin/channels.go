@@ -162,19 +162,11 @@ func redact(msg string, secrets map[string]string) string {
 // validate builds the channel's connector, which decodes and checks its
 // settings and secrets without I/O, so a bad configuration is refused
 // before it is stored rather than when a node starts it (M1).
-func (s *Service) validate(ch *store.Channel, secrets map[string]string) error {
+func (s *Service) validate(ctx context.Context, ch *store.Channel, secrets map[string]string) error {
 	if s.reg == nil {
 		return nil
 	}
-	_, err := s.reg.Build(connectors.Kind(ch.Kind), connectors.Config{
-		InstanceID: ch.InstanceID,
-		ChannelID:  ch.ID,
-		Settings:   json.RawMessage(ch.Settings),
-		Secrets:    secrets,
-		Logger:     slog.New(slog.DiscardHandler),
-		PubSub:     nopPubSub{},
-		Now:        s.st.Now,
-	})
+	conn, err := s.build(ch, secrets)
 	switch {
 	case errors.Is(err, connectors.ErrUnknownKind):
 		kinds := make([]string, 0)
@@ -185,7 +177,76 @@ func (s *Service) validate(ch *store.Channel, secrets map[string]string) error {
 	case err != nil:
 		return invalid("settings", "%s", redact(err.Error(), secrets))
 	}
+	if ch.Enabled {
+		return s.checkClaims(ctx, ch, conn)
+	}
 	return nil
+}
+
+func (s *Service) build(ch *store.Channel, secrets map[string]string) (connectors.Connector, error) {
+	return s.reg.Build(connectors.Kind(ch.Kind), connectors.Config{
+		InstanceID: ch.InstanceID,
+		ChannelID:  ch.ID,
+		Settings:   json.RawMessage(ch.Settings),
+		Secrets:    secrets,
+		Logger:     slog.New(slog.DiscardHandler),
+		PubSub:     nopPubSub{},
+		Now:        s.st.Now,
+	})
+}
+
+// checkClaims refuses a channel that claims an address or mailbox an
+// enabled channel of the same kind (of any instance) claims already: it
+// would take that channel's mail (connectors.Claimer).
+func (s *Service) checkClaims(ctx context.Context, ch *store.Channel, conn connectors.Connector) error {
+	cl, ok := conn.(connectors.Claimer)
+	if !ok {
+		return nil
+	}
+	mine := map[string]bool{}
+	for _, c := range cl.Claims() {
+		mine[c] = true
+	}
+	if len(mine) == 0 {
+		return nil
+	}
+	all, err := s.st.Channels(ctx, "")
+	if err != nil {
+		return err
+	}
+	for i := range all {
+		other := &all[i]
+		if other.ID == ch.ID || other.Kind != ch.Kind || !other.Enabled {
+			continue
+		}
+		oc, err := s.build(other, other.SecretMap())
+		if err != nil {
+			continue // a broken channel runs nowhere and claims nothing
+		}
+		ocl, ok := oc.(connectors.Claimer)
+		if !ok {
+			continue
+		}
+		for _, c := range ocl.Claims() {
+			if mine[c] {
+				what, _, _ := strings.Cut(c, ":")
+				_, value, _ := strings.Cut(c, ":")
+				return fmt.Errorf("the %s %s is already taken by channel %q of instance %q; disable or change that channel first: %w",
+					claimWord(what), value, other.ID, other.InstanceID, store.ErrConflict)
+			}
+		}
+	}
+	return nil
+}
+
+func claimWord(kind string) string {
+	switch kind {
+	case "smtp":
+		return "inbound address"
+	case "imap":
+		return "mailbox"
+	}
+	return kind
 }
 
 // nopPubSub satisfies factories that want a PubSub; validation never
@@ -271,7 +332,7 @@ func (s *Service) CreateChannel(ctx context.Context, instanceID string, in NewCh
 		ID: in.ID, InstanceID: instanceID, Kind: in.Kind, Name: name,
 		Settings: settings, Enabled: in.Enabled == nil || *in.Enabled, TeamID: in.TeamID,
 	}
-	if err := s.validate(row, secrets); err != nil {
+	if err := s.validate(ctx, row, secrets); err != nil {
 		return nil, err
 	}
 	enc, err := json.Marshal(secrets)
@@ -383,7 +444,7 @@ func (s *Service) UpdateChannel(ctx context.Context, instanceID, id string, u Ch
 		v := channelView(row)
 		return &v, nil
 	}
-	if err := s.validate(row, secrets); err != nil {
+	if err := s.validate(ctx, row, secrets); err != nil {
 		return nil, err
 	}
 	if err := s.st.UpdateChannel(ctx, row); err != nil {
@@ -406,7 +467,9 @@ func (s *Service) SetChannelEnabled(ctx context.Context, instanceID, id string, 
 		return nil, notFound(err, "channel %q in instance %q", id, instanceID)
 	}
 	if enabled {
-		if err := s.validate(row, row.SecretMap()); err != nil {
+		on := *row
+		on.Enabled = true
+		if err := s.validate(ctx, &on, row.SecretMap()); err != nil {
 			return nil, err
 		}
 	}

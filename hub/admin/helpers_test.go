@@ -33,6 +33,14 @@ func (c fakeConn) Send(context.Context, connectors.Outbound) (connectors.SendRes
 	return connectors.SendResult{}, connectors.ErrUnsupported
 }
 
+// claimConn is a connector with exclusive claims (connectors.Claimer).
+type claimConn struct {
+	fakeConn
+	claims []string
+}
+
+func (c claimConn) Claims() []string { return c.claims }
+
 // strictSettings is the "strict" kind's configuration: decoded strictly,
 // like real factories do.
 type strictSettings struct {
@@ -73,7 +81,17 @@ func testRegistry(t testing.TB) *connectors.Registry {
 		}
 		return fakeConn{"strict"}, nil
 	}
-	for kind, f := range map[connectors.Kind]connectors.Factory{"email": permissive("email"), "livechat": permissive("livechat"), "strict": strict} {
+	// "claiming" connectors claim the strings of their settings' "claims".
+	claiming := func(cfg connectors.Config) (connectors.Connector, error) {
+		var s struct {
+			Claims []string `json:"claims"`
+		}
+		if err := json.Unmarshal(cfg.Settings, &s); err != nil {
+			return nil, fmt.Errorf("settings: %w", err)
+		}
+		return claimConn{fakeConn{"claiming"}, s.Claims}, nil
+	}
+	for kind, f := range map[connectors.Kind]connectors.Factory{"email": permissive("email"), "livechat": permissive("livechat"), "strict": strict, "claiming": claiming} {
 		if err := reg.Register(kind, f); err != nil {
 			t.Fatal(err)
 		}

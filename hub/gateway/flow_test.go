@@ -256,6 +256,10 @@ func TestResumeAfterDisconnect(t *testing.T) {
 	if err := e.h.Heartbeat(e.ctx, ravi, routing.Available); err != nil {
 		t.Fatal(err)
 	}
+	// The offer travels over the bus; once Mia's socket has a fence
+	// published after it, this node's feed has seen the offer too (the bus
+	// delivers in publish order).
+	e.fence("acme", mia)
 
 	tab = e.dial("tab-again", nil)
 	tab.send(map[string]any{"type": "auth", "id": "a", "token": token, "protocol": 1})

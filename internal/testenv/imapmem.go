@@ -45,7 +45,9 @@ func IMAPMemory(t testing.TB, username, password string, mails [][]byte) (string
 
 // IMAPLiteral is raw as an IMAP literal, for appending to a mailbox of the
 // in-memory server.
-func IMAPLiteral(raw []byte) imap.LiteralReader { return memLiteral{bytes.NewReader(raw), int64(len(raw))} }
+func IMAPLiteral(raw []byte) imap.LiteralReader {
+	return memLiteral{bytes.NewReader(raw), int64(len(raw))}
+}
 
 type memLiteral struct {
 	*bytes.Reader
