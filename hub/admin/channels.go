@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"regexp"
 	"strings"
 	"time"
 
@@ -175,12 +176,31 @@ func (s *Service) validate(ctx context.Context, ch *store.Channel, secrets map[s
 		}
 		return invalid("kind", "%q is not a channel kind of this build; known kinds: %s", ch.Kind, strings.Join(kinds, ", "))
 	case err != nil:
-		return invalid("settings", "%s", redact(err.Error(), secrets))
+		return configError(ch, redact(err.Error(), secrets))
 	}
 	if ch.Enabled {
 		return s.checkClaims(ctx, ch, conn)
 	}
 	return nil
+}
+
+// configPath finds the field a connector's error names: "settings.imap.port",
+// "secrets.imap_password".
+var configPath = regexp.MustCompile(`\b((?:settings|secrets)(?:\.[A-Za-z0-9_]+(?:\[[0-9]+\])?)*): `)
+
+// configError is a connector's refusal of a configuration as a field
+// error: the field it names (else "settings"), and its message without the
+// "<kind>: channel "<id>": " the connector puts before it.
+func configError(ch *store.Channel, msg string) error {
+	msg = strings.TrimPrefix(msg, fmt.Sprintf("%s: channel %q: ", ch.Kind, ch.ID))
+	field := "settings"
+	if m := configPath.FindStringSubmatchIndex(msg); m != nil {
+		field = msg[m[2]:m[3]]
+		if m[0] == 0 {
+			msg = msg[m[1]:]
+		}
+	}
+	return &FieldError{Field: field, Msg: msg}
 }
 
 func (s *Service) build(ch *store.Channel, secrets map[string]string) (connectors.Connector, error) {

@@ -1,9 +1,11 @@
 package admin
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
+	"github.com/switchboard-hub/switchboard/hub/store"
 	"github.com/switchboard-hub/switchboard/internal/testenv"
 )
 
@@ -47,4 +49,22 @@ func TestChannelClaimsAreExclusive(t *testing.T) {
 			t.Fatalf("enable while taken: %d %s", st, body)
 		}
 	})
+}
+
+// A connector's refusal names the field it is about.
+func TestConfigErrorNamesTheField(t *testing.T) {
+	ch := &store.Channel{ID: "m1", Kind: "email"}
+	for _, c := range []struct{ in, field, msg string }{
+		{`email: channel "m1": settings.imap.port: 70000 is not a port`, "settings.imap.port", "settings.imap.port: 70000 is not a port"},
+		{`email: channel "m1": secrets.imap_password: required for imap.auth "plain"`, "secrets.imap_password", `secrets.imap_password: required for imap.auth "plain"`},
+		{`email: channel "m1": settings.aliases[1]: "x" is not a bare email address`, "settings.aliases[1]", `settings.aliases[1]: "x" is not a bare email address`},
+		{`settings: invalid JSON: "soon" is not a duration`, "settings", `settings: invalid JSON: "soon" is not a duration`},
+		{`something odd`, "settings", "settings: something odd"},
+	} {
+		err := configError(ch, c.in)
+		var fe *FieldError
+		if !errors.As(err, &fe) || fe.Field != c.field || err.Error() != c.msg {
+			t.Errorf("%q: field %q, error %q; want %q, %q", c.in, fe.Field, err, c.field, c.msg)
+		}
+	}
 }

@@ -141,8 +141,8 @@ func TestErrorMessagesNameTheProblem(t *testing.T) {
 	}{
 		{"POST", "/admin/v1/instances", `{"id": "x", "name": "X", "time_zone": "Mars/Olympus_Mons"}`, `time_zone: \"Mars/Olympus_Mons\" is not a known IANA time zone`},
 		{"POST", "/admin/v1/instances", `{"id": "x", "nmae": "X"}`, `unknown field \"nmae\"`},
-		{"POST", "/admin/v1/instances/acme/channels", `{"id": "c", "kind": "pigeon", "name": "C"}`, `known kinds: email, livechat, strict`},
-		{"POST", "/admin/v1/instances/acme/channels", `{"id": "c", "kind": "strict", "name": "C", "settings": {"adress": "a"}}`, `settings: settings: json: unknown field \"adress\"`},
+		{"POST", "/admin/v1/instances/acme/channels", `{"id": "c", "kind": "pigeon", "name": "C"}`, `known kinds: claiming, email, livechat, strict`},
+		{"POST", "/admin/v1/instances/acme/channels", `{"id": "c", "kind": "strict", "name": "C", "settings": {"adress": "a"}}`, `"message":"settings: json: unknown field \"adress\"","field":"settings"`},
 		{"POST", "/admin/v1/instances/acme/channels", `{"id": "acme-web", "kind": "email", "name": "C"}`, `channel \"acme-web\" exists`},
 		{"GET", "/admin/v1/instances/acme/channels/nope", ``, `channel \"nope\" in instance \"acme\" not found`},
 		{"GET", "/admin/v1/instances/acme/agents/77", ``, `agent 77 in instance \"acme\" not found`},

@@ -30,8 +30,8 @@ func TestDecode(t *testing.T) {
 		{`{"list":[{"host":"x"},{"port":1}]}`, "settings.list[1].port: unknown field"},
 		{`{"Name":"a"}`, "settings.Name: unknown field"}, // exact spelling only
 		{`{"count":"3"}`, "settings.count: must be a whole number"},
-		{`{"inner":{"wait":"soon"}}`, "settings: invalid JSON"},
-		{`{"inner":{"wait":"-1s"}}`, "settings: invalid JSON"},
+		{`{"inner":{"wait":"soon"}}`, `settings.inner.wait: must be a duration such as "30s" or "5m", not "soon"`},
+		{`{"inner":{"wait":"-1s"}}`, `settings.inner.wait: must be a duration`},
 		{`[1]`, "settings: must be a JSON object"},
 		{`{"name":"a"} {}`, "unexpected data after the JSON object"},
 		{`{"name":`, "settings: invalid JSON"},
