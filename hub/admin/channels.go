@@ -6,8 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sort"
 	"regexp"
+	"sort"
 	"strings"
 	"time"
 
