@@ -68,6 +68,12 @@ func (h *Hub) StartChannel(ctx context.Context, ch store.Channel) error {
 	h.channels[ch.ID] = rc
 	h.mu.Unlock()
 	h.log.Info("channel started", "channel", ch.ID, "kind", ch.Kind, "instance", ch.InstanceID)
+	// Replies waiting for a channel like this one go now, not at their
+	// next retry.
+	if err := h.store.WakeWaiting(ctx, ch.InstanceID); err != nil {
+		h.log.Warn("wake waiting replies", "instance", ch.InstanceID, "err", err)
+	}
+	h.wakeOutbox()
 	return nil
 }
 

@@ -534,6 +534,49 @@ func TestHubC15MailboxRecreated(t *testing.T) {
 	})
 }
 
+// A web-form reply written before the instance had an email channel waits
+// visibly, and leaves as soon as an email channel starts.
+func TestHubWaitingReplyLeavesWhenEmailChannelStarts(t *testing.T) {
+	hubStacks(t, func(t *testing.T, f *hubFixture) {
+		ctx := context.Background()
+		if err := f.st.CreateInstance(ctx, &store.Instance{ID: "late", Name: "Late", TimeZone: "UTC"}); err != nil {
+			t.Fatal(err)
+		}
+		form := store.Channel{ID: "late-form", InstanceID: "late", Kind: string(webform.Kind), Name: "Form", Enabled: true}
+		if err := f.st.CreateChannel(ctx, &form); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.h.StartChannel(ctx, form); err != nil {
+			t.Fatal(err)
+		}
+		res, err := f.st.Ingest(ctx, &store.InboundRecord{InstanceID: "late", ChannelID: form.ID, ExternalID: "s1", NewTicket: true,
+			Contact: store.ContactInput{ExternalID: "kim@example.org", Email: "kim@example.org"}, Subject: "Hi", Text: "Hello"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := f.h.ClientReply(ctx, "late", res.Ticket.ID, "Ben", hub.Compose{Text: "Hello Kim"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.h.DispatchNow(ctx)
+		if got, _ := f.st.Message(ctx, "late", m.ID); got.State != "queued" || !strings.Contains(got.StateReason, "waiting") {
+			t.Fatalf("before the email channel: %q %q", got.State, got.StateReason)
+		}
+		settings, _ := json.Marshal(map[string]any{"address": "help@late.example", "smtp": map[string]any{"host": "127.0.0.1", "port": f.relay.port, "security": "plain"}})
+		mailCh := store.Channel{ID: "late-mail", InstanceID: "late", Kind: string(email.Kind), Name: "Mail", Enabled: true, Settings: string(settings)}
+		if err := f.st.CreateChannel(ctx, &mailCh); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.h.StartChannel(ctx, mailCh); err != nil {
+			t.Fatal(err)
+		}
+		f.h.DispatchNow(ctx)
+		if got, _ := f.st.Message(ctx, "late", m.ID); got.State != "sent" {
+			t.Fatalf("after the email channel started: %q %q", got.State, got.StateReason)
+		}
+	})
+}
+
 // relaySink is an SMTP relay that keeps what it is given.
 type relaySink struct {
 	port int

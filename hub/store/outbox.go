@@ -106,6 +106,18 @@ func (s *Store) FinishOutbox(ctx context.Context, it *OutboxItem, r OutboxResult
 	return m, err
 }
 
+// WakeWaiting makes the instance's outbox items that wait for a channel to
+// carry them due now: a channel that may carry them has started, and
+// their "waiting" reason should not outlive it.
+func (s *Store) WakeWaiting(ctx context.Context, instanceID string) error {
+	_, err := s.DB.NewUpdate().Model((*OutboxItem)(nil)).Set("next_attempt_at = ?", s.now()).
+		Where("instance_id = ? AND state = ? AND last_error LIKE ?", instanceID, OutboxPending, "waiting:%").Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("wake waiting outbox items: %w", err)
+	}
+	return nil
+}
+
 // OutboxItems lists an instance's outbox items in a state (operators and
 // tests).
 func (s *Store) OutboxItems(ctx context.Context, instanceID, state string) ([]*OutboxItem, error) {
