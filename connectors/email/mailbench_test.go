@@ -271,3 +271,15 @@ func benchMail(rng *rand.Rand, i int) ([]byte, bool) {
 	}
 	return b.Bytes(), att
 }
+
+// BenchmarkParse parses the import benchmark's mails (CPU only, no I/O):
+// the parser's share of the import.
+//
+//	go test -run '^$' -bench 'Parse$' ./connectors/email/
+func BenchmarkParse(b *testing.B) {
+	mails, total, _ := benchCorpus(500)
+	b.SetBytes(total / int64(len(mails)))
+	for i := 0; b.Loop(); i++ {
+		email.Parse(mails[i%len(mails)])
+	}
+}

@@ -76,23 +76,55 @@ func limitMIMEParts(src []byte, max int) ([]byte, bool) {
 // Real mail declares a handful; forwards of forwards a few dozen.
 const maxBoundaries = 64
 
-// limitMIMEBoundaries cuts src before the line that declares boundary
-// number max+1.
-func limitMIMEBoundaries(src []byte, max int) ([]byte, bool) {
-	n := 0
+// boundaryLines calls fn for each line of src that may declare a
+// multipart boundary: a Content-Type header line or a continuation line
+// naming "boundary" (parameters live there; body lines such as base64 never
+// start with a space or a C). fn returns false to stop.
+func boundaryLines(src []byte, fn func(off int, line []byte) bool) {
 	for off := 0; off < len(src); {
 		line := src[off:]
 		if i := bytes.IndexByte(line, '\n'); i >= 0 {
 			line = line[:i+1]
 		}
-		if containsFold(line, "boundary") {
-			if n++; n > max {
-				return src[:off], true
+		if len(line) > 0 {
+			switch line[0] {
+			case ' ', '\t', 'C', 'c':
+				if containsFold(line, "boundary") && !fn(off, line) {
+					return
+				}
 			}
 		}
 		off += len(line)
 	}
-	return src, false
+}
+
+// limitMIMEBoundaries cuts src before the line that declares boundary
+// number max+1.
+func limitMIMEBoundaries(src []byte, max int) ([]byte, bool) {
+	n, cut := 0, -1
+	boundaryLines(src, func(off int, _ []byte) bool {
+		if n++; n > max {
+			cut = off
+			return false
+		}
+		return true
+	})
+	if cut < 0 {
+		return src, false
+	}
+	return src[:cut], true
+}
+
+// containsFold reports whether the lower-case ASCII word occurs in b,
+// ignoring case.
+func containsFold(b []byte, word string) bool {
+	first := word[0]
+	for i := 0; i+len(word) <= len(b); i++ {
+		if c := b[i] | 0x20; c == first && bytes.EqualFold(b[i:i+len(word)], []byte(word)) {
+			return true
+		}
+	}
+	return false
 }
 
 var boundaryParam = regexp.MustCompile(`(?i)boundary\s*=\s*(?:"([^"\r\n]{1,200})"|([^\s;"]{1,200}))`)
@@ -106,19 +138,22 @@ var boundaryParam = regexp.MustCompile(`(?i)boundary\s*=\s*(?:"([^"\r\n]{1,200})
 func closeBoundaries(src []byte) ([]byte, bool) {
 	var open []string
 	seen := map[string]bool{}
-	for _, m := range boundaryParam.FindAllSubmatch(src, maxBoundaries+1) {
-		b := string(m[1])
-		if b == "" {
-			b = string(m[2])
+	boundaryLines(src, func(_ int, line []byte) bool {
+		for _, m := range boundaryParam.FindAllSubmatch(line, -1) {
+			b := string(m[1])
+			if b == "" {
+				b = string(m[2])
+			}
+			if seen[b] {
+				continue
+			}
+			seen[b] = true
+			if bytes.Contains(src, []byte("\n--"+b)) && !bytes.Contains(src, []byte("--"+b+"--")) {
+				open = append(open, b)
+			}
 		}
-		if seen[b] {
-			continue
-		}
-		seen[b] = true
-		if bytes.Contains(src, []byte("\n--"+b)) && !bytes.Contains(src, []byte("--"+b+"--")) {
-			open = append(open, b)
-		}
-	}
+		return true
+	})
 	if len(open) == 0 {
 		return src, false
 	}
@@ -130,16 +165,6 @@ func closeBoundaries(src []byte) ([]byte, bool) {
 		out = append(out, "--"+open[i]+"--\r\n"...)
 	}
 	return out, true
-}
-
-// containsFold reports whether the ASCII word occurs in b, ignoring case.
-func containsFold(b []byte, word string) bool {
-	for i := 0; i+len(word) <= len(b); i++ {
-		if bytes.EqualFold(b[i:i+len(word)], []byte(word)) {
-			return true
-		}
-	}
-	return false
 }
 
 // maxPartDepth bounds the nesting of multiparts and reparsed parts we
