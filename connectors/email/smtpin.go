@@ -194,22 +194,49 @@ func (s *SMTPServer) Handle(addresses []string, maxBytes int64, ingest ingestFun
 // plus-addressed forms).
 func (s *SMTPServer) lookup(rcpt string) *smtpRoute {
 	key := strings.ToLower(strings.TrimSpace(rcpt))
+	if key == "postmaster" {
+		return s.postmaster("")
+	}
 	at := strings.LastIndexByte(key, '@')
 	if at <= 0 {
 		return nil
 	}
 	local, domain := key[:at], key[at:]
 	s.mu.RLock()
-	defer s.mu.RUnlock()
 	if r := s.routes[key]; r != nil {
+		s.mu.RUnlock()
 		return r
 	}
 	for i := strings.LastIndexByte(local, '+'); i > 0; i = strings.LastIndexByte(local[:i], '+') {
 		if r := s.routes[local[:i]+domain]; r != nil {
+			s.mu.RUnlock()
 			return r
 		}
 	}
+	s.mu.RUnlock()
+	if local == "postmaster" {
+		return s.postmaster(domain)
+	}
 	return nil
+}
+
+// postmaster is where mail to postmaster goes, which RFC 5321 (4.5.1)
+// requires a mail server to accept: the channel of the first address (in
+// order) of that domain ("@example.com"), or of any domain for a bare
+// "postmaster". It is a mail like any other there, for an agent to read.
+func (s *SMTPServer) postmaster(domain string) *smtpRoute {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	best := ""
+	for addr := range s.routes {
+		if strings.HasSuffix(addr, domain) && (best == "" || addr < best) {
+			best = addr
+		}
+	}
+	if best == "" {
+		return nil
+	}
+	return s.routes[best]
 }
 
 // Serve accepts connections on l until Close. It returns nil after Close.

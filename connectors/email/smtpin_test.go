@@ -214,6 +214,22 @@ func TestSMTPServerPlusAddress(t *testing.T) {
 	}
 }
 
+// Postmaster is accepted, as RFC 5321 requires: for a domain the server
+// receives for, and bare; a domain it has no channel for stays refused.
+func TestSMTPServerPostmaster(t *testing.T) {
+	s, addr := smtpTestListen(t, SMTPServerConfig{})
+	st := smtpTestHandle(t, s, 0, "support@example.com")
+	for _, rcpt := range []string{"postmaster@example.com", "Postmaster@EXAMPLE.com", "postmaster"} {
+		if err := smtpTestSend(smtpTestDial(t, addr), "mta@example.net", []string{rcpt}, smtpTestMessage); err != nil {
+			t.Errorf("%s: %v", rcpt, err)
+		}
+	}
+	if _, stored := st.snapshot(); len(stored) != 3 {
+		t.Fatalf("stored %d", len(stored))
+	}
+	smtpTestCode(t, smtpTestSend(smtpTestDial(t, addr), "mta@example.net", []string{"postmaster@other.example"}, smtpTestMessage), 550, smtp.EnhancedCode{5, 1, 1})
+}
+
 // One transaction for two channels (and two addresses of one of them):
 // each channel ingests once, with its own envelope recipients.
 func TestSMTPServerTwoChannels(t *testing.T) {
