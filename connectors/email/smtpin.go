@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -20,6 +21,7 @@ import (
 const (
 	DefaultSMTPMaxRecipients  = 100 // RFC 5321 4.5.3.1.8: at least 100 must be accepted
 	DefaultSMTPMaxConnections = 100
+	DefaultSMTPMaxConnsPerIP  = 20
 	DefaultSMTPReadTimeout    = 5 * time.Minute // RFC 5321 4.5.3.2.7
 	DefaultSMTPWriteTimeout   = time.Minute
 	DefaultSMTPIngestTimeout  = 5 * time.Minute
@@ -44,6 +46,10 @@ type SMTPServerConfig struct {
 	// MaxConnections open at once; one more is answered 421 4.7.0 and
 	// closed at once.
 	MaxConnections int
+	// MaxConnectionsPerIP open at once from one address (IPv6: one /64),
+	// so that one client holding idle connections cannot lock every
+	// sender out. Default 20.
+	MaxConnectionsPerIP int
 	// TLSConfig, when set, enables STARTTLS.
 	TLSConfig *tls.Config
 	Logger    *slog.Logger
@@ -76,6 +82,7 @@ type SMTPServer struct {
 	mu        sync.RWMutex
 	routes    map[string]*smtpRoute // lower-cased address -> channel
 	conns     int                   // open connections
+	perIP     map[string]int        // open connections by client network
 	listeners []net.Listener
 }
 
@@ -100,6 +107,9 @@ func NewSMTPServer(cfg SMTPServerConfig) *SMTPServer {
 	}
 	if cfg.MaxConnections <= 0 {
 		cfg.MaxConnections = DefaultSMTPMaxConnections
+	}
+	if cfg.MaxConnectionsPerIP <= 0 {
+		cfg.MaxConnectionsPerIP = DefaultSMTPMaxConnsPerIP
 	}
 	if cfg.ReadTimeout <= 0 {
 		cfg.ReadTimeout = DefaultSMTPReadTimeout
@@ -440,25 +450,54 @@ func (l *smtpLimitListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
+		ip := smtpClientNet(c.RemoteAddr())
 		l.s.mu.Lock()
+		if l.s.perIP == nil {
+			l.s.perIP = map[string]int{}
+		}
 		full := l.s.conns >= l.s.cfg.MaxConnections
-		if !full {
+		fullIP := l.s.perIP[ip] >= l.s.cfg.MaxConnectionsPerIP
+		if !full && !fullIP {
 			l.s.conns++
+			l.s.perIP[ip]++
 		}
 		l.s.mu.Unlock()
-		if !full {
-			return &smtpCountedConn{Conn: c, s: l.s}, nil
+		if !full && !fullIP {
+			return &smtpCountedConn{Conn: c, s: l.s, ip: ip}, nil
 		}
-		l.s.log.Warn("inbound smtp: too many connections", "remote", c.RemoteAddr().String(), "max", l.s.cfg.MaxConnections)
+		// Debug, not warn: a flood would otherwise write a line per try.
+		l.s.log.Debug("inbound smtp: too many connections", "remote", c.RemoteAddr().String(),
+			"max", l.s.cfg.MaxConnections, "max_per_ip", l.s.cfg.MaxConnectionsPerIP)
 		_ = c.SetWriteDeadline(time.Now().Add(5 * time.Second))
 		_, _ = io.WriteString(c, "421 4.7.0 "+l.s.cfg.Domain+" Too many connections, try again later\r\n")
 		_ = c.Close()
 	}
 }
 
+// smtpClientNet is what the per-client limit counts by: the IP address,
+// or for IPv6 its /64 (one subscriber usually holds a whole /64).
+func smtpClientNet(a net.Addr) string {
+	ta, ok := a.(*net.TCPAddr)
+	if !ok {
+		return a.String()
+	}
+	ip, ok := netip.AddrFromSlice(ta.IP)
+	if !ok {
+		return a.String()
+	}
+	ip = ip.Unmap()
+	if ip.Is6() {
+		if p, err := ip.Prefix(64); err == nil {
+			return p.String()
+		}
+	}
+	return ip.String()
+}
+
 type smtpCountedConn struct {
 	net.Conn
 	s    *SMTPServer
+	ip   string
 	once sync.Once
 }
 
@@ -466,6 +505,11 @@ func (c *smtpCountedConn) Close() error {
 	c.once.Do(func() {
 		c.s.mu.Lock()
 		c.s.conns--
+		if n := c.s.perIP[c.ip]; n <= 1 {
+			delete(c.s.perIP, c.ip) // a no-op on a nil map
+		} else {
+			c.s.perIP[c.ip] = n - 1
+		}
 		c.s.mu.Unlock()
 	})
 	return c.Conn.Close()

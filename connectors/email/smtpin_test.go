@@ -466,6 +466,25 @@ func TestSMTPServerLimits(t *testing.T) {
 	smtpTestCode(t, c2.Hello("mta2.example.org"), 421, smtp.EnhancedCode{4, 7, 0})
 }
 
+// One client cannot take every connection: past its own limit it is told
+// to come back, while the server still has room for others.
+func TestSMTPServerConnectionsPerClient(t *testing.T) {
+	s, addr := smtpTestListen(t, SMTPServerConfig{MaxConnectionsPerIP: 2})
+	smtpTestHandle(t, s, 0, "a@example.com")
+	for range 2 {
+		smtpTestDial(t, addr) // greeted and held open
+	}
+	c3, err := smtp.Dial(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c3.Close()
+	smtpTestCode(t, c3.Hello("mta.example.org"), 421, smtp.EnhancedCode{4, 7, 0})
+	if got := smtpClientNet(&net.TCPAddr{IP: net.ParseIP("2001:db8::1:2:3:4")}); got != "2001:db8::/64" {
+		t.Errorf("IPv6 client network %q", got)
+	}
+}
+
 func TestSMTPServerConnectionCount(t *testing.T) {
 	s := NewSMTPServer(SMTPServerConfig{Logger: smtpTestLogger(t)})
 	a, b := net.Pipe()
