@@ -89,6 +89,13 @@ type Claimer interface {
 	Claims() []string
 }
 
+// SecretNamer is implemented by channels that know every secret they
+// take; the admin layer refuses any other name, so that a misspelt secret
+// is an error rather than a value kept and never used.
+type SecretNamer interface {
+	SecretNames() []string
+}
+
 // SignalSender is implemented by channels that can show agent signals
 // (typing, read) to the end user.
 type SignalSender interface {

@@ -225,11 +225,21 @@ func (c *Connector) Claims() []string {
 		}
 	}
 	if im := c.settings.IMAP; im != nil {
+		host := strings.TrimSuffix(strings.ToLower(im.Host), ".")
 		for _, mb := range im.Mailboxes {
-			out = append(out, fmt.Sprintf("imap:%s:%d/%s/%s", strings.ToLower(im.Host), im.Port, strings.ToLower(im.Username), mb))
+			if strings.EqualFold(mb, "INBOX") {
+				mb = "INBOX" // the one mailbox name IMAP compares without case
+			}
+			out = append(out, fmt.Sprintf("imap:%s:%d/%s/%s", host, im.Port, strings.ToLower(im.Username), mb))
 		}
 	}
 	return out
+}
+
+// SecretNames are the secrets an email channel knows; the admin layer
+// refuses others (a misspelt secret would otherwise be kept and unused).
+func (c *Connector) SecretNames() []string {
+	return []string{SecretIMAPPassword, SecretIMAPOAuthToken, SecretSMTPPassword}
 }
 
 // addresses are every address of the channel: its support address and its
@@ -266,5 +276,6 @@ var (
 	_ connectors.Connector   = (*Connector)(nil)
 	_ connectors.SendCapable = (*Connector)(nil)
 	_ connectors.Claimer     = (*Connector)(nil)
+	_ connectors.SecretNamer = (*Connector)(nil)
 	_ cursorStore            = hostCursors{}
 )

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/switchboard-hub/switchboard/connectors"
 )
 
 func normalizeTestConnector(t *testing.T, settings string) *Connector {
@@ -166,4 +168,29 @@ func TestNormalizeHTMLOnlyReply(t *testing.T) {
 	if in.Text != "Thanks, that fixed it." || !strings.Contains(in.Quoted, "Please restart the router.") {
 		t.Errorf("text %q quoted %q", in.Text, in.Quoted)
 	}
+}
+
+// Claims see one mailbox in INBOX/inbox and in a host with or without its
+// trailing dot; secrets are the three the channel takes.
+func TestConnectorClaims(t *testing.T) {
+	claims := func(settings string) []string {
+		t.Helper()
+		c, err := New(connectorsConfig(settings), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.Claims()
+	}
+	a := claims(`{"address":"s@example.com","inbound_smtp":true,"aliases":["Help@example.com"],"imap":{"host":"IMAP.example.com.","username":"U","mailboxes":["inbox","Archive"]}}`)
+	want := []string{"smtp:s@example.com", "smtp:help@example.com", "imap:imap.example.com:993/u/INBOX", "imap:imap.example.com:993/u/Archive"}
+	if strings.Join(a, " ") != strings.Join(want, " ") {
+		t.Errorf("claims %q\nwant %q", a, want)
+	}
+	if b := claims(`{"address":"s@example.com","smtp":{"host":"smtp.example.com"}}`); len(b) != 0 {
+		t.Errorf("a send-only channel claims %q", b)
+	}
+}
+
+func connectorsConfig(settings string) connectors.Config {
+	return connectors.Config{ChannelID: "c", Settings: []byte(settings), Secrets: map[string]string{SecretIMAPPassword: "pw"}}
 }

@@ -229,7 +229,9 @@ func (p *mailParser) run() {
 		src = limited
 	}
 	if closed, ok := closeBoundaries(src); ok {
-		p.warnf("the mail ends before its multipart structure is closed: it may have been cut short, the whole mail is in original.eml")
+		if !p.keepOriginal { // a cut above leaves multiparts open by itself
+			p.warnf("the mail ends before its multipart structure is closed: it may have been cut short, the whole mail is in original.eml")
+		}
 		p.keepOriginal = true
 		src = closed
 	}

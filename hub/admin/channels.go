@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -177,6 +178,14 @@ func (s *Service) validate(ctx context.Context, ch *store.Channel, secrets map[s
 		return invalid("kind", "%q is not a channel kind of this build; known kinds: %s", ch.Kind, strings.Join(kinds, ", "))
 	case err != nil:
 		return configError(ch, redact(err.Error(), secrets))
+	}
+	if sn, ok := conn.(connectors.SecretNamer); ok {
+		known := sn.SecretNames()
+		for name := range secrets {
+			if !slices.Contains(known, name) {
+				return invalid("secrets."+name, "not a secret of %s channels; they take %s", ch.Kind, strings.Join(known, ", "))
+			}
+		}
 	}
 	if ch.Enabled {
 		return s.checkClaims(ctx, ch, conn)

@@ -51,6 +51,24 @@ func TestChannelClaimsAreExclusive(t *testing.T) {
 	})
 }
 
+// A channel that names its secrets refuses any other name.
+func TestUnknownSecretNameRefused(t *testing.T) {
+	testenv.Databases(t, func(t *testing.T, dsn string) {
+		e := newEnv(t, dsn)
+		a := seed(t, e.svc, "tenant-a")
+		status, body, _ := e.do("POST", "/admin/v1/instances/"+a.inst+"/channels", map[string]any{
+			"id": "a-sec", "kind": "claiming", "name": "x", "settings": map[string]any{}, "secrets": map[string]any{"pasword": "pw"}})
+		if status != 422 || !strings.Contains(string(body), `"field":"secrets.pasword"`) {
+			t.Fatalf("%d %s", status, body)
+		}
+		status, body, _ = e.do("POST", "/admin/v1/instances/"+a.inst+"/channels", map[string]any{
+			"id": "a-sec", "kind": "claiming", "name": "x", "settings": map[string]any{}, "secrets": map[string]any{"password": "pw"}})
+		if status != 201 {
+			t.Fatalf("%d %s", status, body)
+		}
+	})
+}
+
 // A connector's refusal names the field it is about.
 func TestConfigErrorNamesTheField(t *testing.T) {
 	ch := &store.Channel{ID: "m1", Kind: "email"}

@@ -41,6 +41,9 @@ type claimConn struct {
 
 func (c claimConn) Claims() []string { return c.claims }
 
+// SecretNames: a "claiming" channel takes the secret "password" only.
+func (c claimConn) SecretNames() []string { return []string{"password"} }
+
 // strictSettings is the "strict" kind's configuration: decoded strictly,
 // like real factories do.
 type strictSettings struct {
