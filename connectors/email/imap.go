@@ -120,40 +120,22 @@ func newIMAPWatcher(cfg imapConfig) *imapWatcher {
 	if st.AfterFetch == "" {
 		st.AfterFetch = "seen"
 	}
-	if st.PollInterval <= 0 {
-		st.PollInterval = Duration(DefaultPollInterval)
-	}
-	if st.IdleRestart <= 0 {
-		st.IdleRestart = Duration(DefaultIdleRestart)
-	}
+	positiveOr(&st.PollInterval, Duration(DefaultPollInterval))
+	positiveOr(&st.IdleRestart, Duration(DefaultIdleRestart))
 	if st.InitialSync == "" {
 		st.InitialSync = InitialSyncAll
 	}
-	if cfg.MaxMessageBytes <= 0 {
-		cfg.MaxMessageBytes = DefaultMaxMessageBytes
-	}
-	if cfg.BatchSize <= 0 {
-		cfg.BatchSize = defaultIMAPBatchSize
-	}
-	if cfg.BatchBytes <= 0 {
-		cfg.BatchBytes = defaultIMAPBatchBytes
-	}
-	if cfg.MaxAttempts <= 0 {
-		cfg.MaxAttempts = defaultIMAPMaxAttempts
-	}
-	if cfg.Parallel <= 0 {
-		cfg.Parallel = defaultIMAPParallel
-	}
+	positiveOr(&cfg.MaxMessageBytes, DefaultMaxMessageBytes)
+	positiveOr(&cfg.BatchSize, defaultIMAPBatchSize)
+	positiveOr(&cfg.BatchBytes, defaultIMAPBatchBytes)
+	positiveOr(&cfg.MaxAttempts, defaultIMAPMaxAttempts)
+	positiveOr(&cfg.Parallel, defaultIMAPParallel)
 	r := &cfg.Retry
-	if r.Min <= 0 {
-		r.Min = defaultIMAPRetryMin
-	}
+	positiveOr(&r.Min, defaultIMAPRetryMin)
 	if r.Max < r.Min {
 		r.Max = max(defaultIMAPRetryMax, r.Min)
 	}
-	if r.AuthMin <= 0 {
-		r.AuthMin = defaultIMAPAuthMin
-	}
+	positiveOr(&r.AuthMin, defaultIMAPAuthMin)
 	if r.AuthMax < r.AuthMin {
 		r.AuthMax = max(defaultIMAPAuthMax, r.AuthMin)
 	}

@@ -150,3 +150,11 @@ func parseOwnMessageID(id, domain string) (ref connectors.OwnRef, ok bool) {
 	}
 	return connectors.OwnRef{TicketNumber: n, MessageID: mid}, true
 }
+
+// positiveOr sets *v to def unless it is positive: zero (and nonsense
+// below it) in a config struct means "the default".
+func positiveOr[T ~int | ~int64](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
+}

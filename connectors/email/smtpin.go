@@ -99,27 +99,13 @@ func NewSMTPServer(cfg SMTPServerConfig) *SMTPServer {
 	if cfg.Domain == "" {
 		cfg.Domain = "localhost"
 	}
-	if cfg.MaxMessageBytes <= 0 {
-		cfg.MaxMessageBytes = DefaultMaxMessageBytes
-	}
-	if cfg.MaxRecipients <= 0 {
-		cfg.MaxRecipients = DefaultSMTPMaxRecipients
-	}
-	if cfg.MaxConnections <= 0 {
-		cfg.MaxConnections = DefaultSMTPMaxConnections
-	}
-	if cfg.MaxConnectionsPerIP <= 0 {
-		cfg.MaxConnectionsPerIP = DefaultSMTPMaxConnsPerIP
-	}
-	if cfg.ReadTimeout <= 0 {
-		cfg.ReadTimeout = DefaultSMTPReadTimeout
-	}
-	if cfg.WriteTimeout <= 0 {
-		cfg.WriteTimeout = DefaultSMTPWriteTimeout
-	}
-	if cfg.IngestTimeout <= 0 {
-		cfg.IngestTimeout = DefaultSMTPIngestTimeout
-	}
+	positiveOr(&cfg.MaxMessageBytes, DefaultMaxMessageBytes)
+	positiveOr(&cfg.MaxRecipients, DefaultSMTPMaxRecipients)
+	positiveOr(&cfg.MaxConnections, DefaultSMTPMaxConnections)
+	positiveOr(&cfg.MaxConnectionsPerIP, DefaultSMTPMaxConnsPerIP)
+	positiveOr(&cfg.ReadTimeout, DefaultSMTPReadTimeout)
+	positiveOr(&cfg.WriteTimeout, DefaultSMTPWriteTimeout)
+	positiveOr(&cfg.IngestTimeout, DefaultSMTPIngestTimeout)
 	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()
