@@ -95,9 +95,9 @@ func (s *Store) flushFeed(ctx context.Context, tx *txn) error {
 	for _, t := range tx.newTickets {
 		t.Number = nextNumber[t.InstanceID]
 		nextNumber[t.InstanceID]++
-		if _, err := tx.NewUpdate().Model(t).Column("number").WherePK().Exec(ctx); err != nil {
-			return fmt.Errorf("number ticket: %w", err)
-		}
+	}
+	if err := s.updateTickets(ctx, tx, tx.newTickets, "number"); err != nil {
+		return fmt.Errorf("number tickets: %w", err)
 	}
 	tx.newTickets = nil
 	if len(tx.feed) == 0 {
@@ -105,6 +105,9 @@ func (s *Store) flushFeed(ctx context.Context, tx *txn) error {
 	}
 	changes := make([]*Change, 0, len(tx.feed))
 	for _, p := range tx.feed {
+		// A ticket created in the transaction got its id after the
+		// change was queued.
+		p.change.TicketID = p.ticket.ID
 		p.change.Seq = next[p.change.InstanceID]
 		next[p.change.InstanceID]++
 		p.ticket.ChangeID = p.change.Seq

@@ -391,3 +391,101 @@ func TestReplyIdempotencyIsPerTicket(t *testing.T) {
 		}
 	})
 }
+
+// A batch that succeeds as a whole must leave the same rows as the same
+// records stored one by one: stored and new tickets (one of them
+// reopened), new contacts, mail threading into a message of the same
+// batch, duplicates within the batch and of earlier messages, and the
+// feed with every change's ticket and message.
+func TestIngestBatchMatchesOneByOne(t *testing.T) {
+	open(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		seedMail(t, s, "acme")
+		a, _ := s.Ingest(ctx, rec("acme", "a0", "ta", "thread a"))
+		b, _ := s.Ingest(ctx, rec("acme", "b0", "tb", "thread b"))
+		solved := store.StatusSolved
+		if _, err := s.UpdateTicket(ctx, "acme", b.Ticket.ID, store.TicketUpdate{Status: &solved}); err != nil {
+			t.Fatal(err)
+		}
+		before, _ := s.LastChange(ctx, "acme")
+		conv := rec("acme", "a1", "ta", "a by conversation id")
+		conv.ConversationID = a.Ticket.ID
+		first := mailRec("acme", "m1@example.org", "new@example.org", "New mail")
+		answer := mailRec("acme", "m2@example.org", "new@example.org", "Re: New mail")
+		answer.ThreadHints = []string{"m1@example.org"}
+		recs := []*store.InboundRecord{
+			conv,
+			rec("acme", "b1", "tb", "b again, reopens"),
+			rec("acme", "c1", "tc", "new thread c"),
+			rec("acme", "a0", "ta", "re-delivery"),
+			rec("acme", "c2", "tc", "c again"),
+			rec("acme", "c1", "tc", "c1 twice in a batch"),
+			first,
+			answer,
+			rec("acme", "a2", "ta", "a by thread key"),
+		}
+		out := s.IngestBatch(ctx, recs)
+		for i, o := range out {
+			if o.Err != nil {
+				t.Fatalf("record %d: %v", i, o.Err)
+			}
+		}
+		ids := func(i int) (int64, int64) { return out[i].Result.Ticket.ID, out[i].Result.Message.ID }
+		if tid, _ := ids(0); tid != a.Ticket.ID {
+			t.Errorf("conversation id: ticket %d, want %d", tid, a.Ticket.ID)
+		}
+		if tid, _ := ids(8); tid != a.Ticket.ID {
+			t.Errorf("thread key: ticket %d, want %d", tid, a.Ticket.ID)
+		}
+		if tid, _ := ids(1); tid != b.Ticket.ID || !out[1].Result.Reopened {
+			t.Errorf("b: ticket %d reopened %v", tid, out[1].Result.Reopened)
+		}
+		if !out[2].Result.Created || out[4].Result.Created || out[4].Result.Ticket.ID != out[2].Result.Ticket.ID {
+			t.Error("the second message of a new thread must join the ticket the first created")
+		}
+		if !out[3].Result.Duplicate || out[3].Result.Message.ID != a.Message.ID {
+			t.Errorf("re-delivery: %+v", out[3].Result)
+		}
+		if !out[5].Result.Duplicate || out[5].Result.Message.ID != out[2].Result.Message.ID {
+			t.Errorf("duplicate in batch: %+v", out[5].Result)
+		}
+		if out[7].Result.Created || out[7].Result.Ticket.ID != out[6].Result.Ticket.ID {
+			t.Error("a mail answering a mail of the same batch must join its ticket")
+		}
+		var last int64
+		for _, i := range []int{0, 1, 2, 4, 6, 7, 8} {
+			tid, mid := ids(i)
+			if tid == 0 || mid <= last {
+				t.Fatalf("record %d: ticket %d message %d after %d: ids must follow the records", i, tid, mid, last)
+			}
+			last = mid
+			m, err := s.Message(ctx, "acme", mid)
+			if err != nil || m.TicketID != tid || m.Text != recs[i].Text || m.ContactID == nil || *m.ContactID != out[i].Result.Contact.ID {
+				t.Fatalf("record %d stored as %+v (%v)", i, m, err)
+			}
+		}
+		c, _ := s.Ticket(ctx, "acme", out[2].Result.Ticket.ID)
+		m, _ := s.Ticket(ctx, "acme", out[6].Result.Ticket.ID)
+		if c.Number == 0 || m.Number != c.Number+1 || c.ContactID == 0 || c.ContactID == m.ContactID {
+			t.Errorf("new tickets: %+v %+v", c, m)
+		}
+		bt, _ := s.Ticket(ctx, "acme", b.Ticket.ID)
+		at, _ := s.Ticket(ctx, "acme", a.Ticket.ID)
+		if bt.Status != store.StatusOpen || bt.ResolvedAt != nil || at.LastInboundAt == nil || !at.LastMessageAt.After(a.Ticket.LastMessageAt) {
+			t.Errorf("stored tickets not updated: %+v %+v", bt, at)
+		}
+		feed, err := s.Feed(ctx, "acme", before, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Two new tickets (c, mail) and seven messages.
+		if len(feed) != 9 {
+			t.Fatalf("feed has %d changes, want 9", len(feed))
+		}
+		for _, e := range feed {
+			if e.Ticket == nil || (e.Change.Kind == store.ChangeMessage && (e.Message == nil || e.Message.TicketID != e.Ticket.ID)) {
+				t.Fatalf("feed entry %+v does not name its ticket and message", e.Change)
+			}
+		}
+	})
+}
