@@ -63,6 +63,14 @@ func BenchmarkVisitorToAgent(b *testing.B) {
 	}
 }
 
+// tail returns the last n bytes of s.
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "…" + s[len(s)-n:]
+	}
+	return s
+}
+
 func envInt(name string, def int) int {
 	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
 		return v
@@ -103,6 +111,7 @@ func seedBench(b *testing.B, dsn string, agents, visitors int) []string {
 }
 
 type benchRig struct {
+	node     *node
 	visitors []*benchVisitor
 	// sent holds each message's send time by text; the first agent socket
 	// that receives it (its assignee's) records the latency.
@@ -119,7 +128,7 @@ type benchVisitor struct {
 }
 
 func newBenchRig(b *testing.B, n *node, tokens []string, visitors int) *benchRig {
-	r := &benchRig{}
+	r := &benchRig{node: n}
 	for i, tok := range tokens {
 		conn, _, err := websocket.DefaultDialer.Dial(n.ws("/agent/ws"), nil)
 		if err != nil {
@@ -262,7 +271,7 @@ func (r *benchRig) run(b *testing.B, per int, rate float64) benchResult {
 	}
 	elapsed := time.Since(start)
 	if got := r.got.Load(); got < total {
-		b.Fatalf("only %d of %d messages reached an agent", got, total)
+		b.Fatalf("only %d of %d messages reached an agent; the node's log:\n%s", got, total, tail(r.node.logs(), 4000))
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -33,8 +33,12 @@ type Config struct {
 	// 64 KiB); a larger one closes the socket with 1009.
 	MaxFrameBytes int
 	// SendQueue is how many frames may wait for one socket's writer
-	// (default 256); when a live update finds it full, the socket is
+	// (default 2048); when a live update finds it full, the socket is
 	// closed with CloseTooSlow and the client resumes from its cursor.
+	// Inbound messages are committed in groups (up to 128 per
+	// transaction, several transactions at once), so updates arrive in
+	// bursts of hundreds: the queue must hold a burst, not just a steady
+	// trickle. Agent sockets are few, so the room costs little.
 	SendQueue int
 	// ResumePage is how many feed entries one resume reads per query
 	// (default 200).
@@ -79,7 +83,7 @@ func (c Config) withDefaults(log *slog.Logger) Config {
 		c.MaxFrameBytes = 64 << 10
 	}
 	if c.SendQueue <= 0 {
-		c.SendQueue = 256
+		c.SendQueue = 2048
 	}
 	if c.ResumePage <= 0 || c.ResumePage > 1000 {
 		c.ResumePage = 200

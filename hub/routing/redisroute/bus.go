@@ -40,6 +40,7 @@ type BusConfig struct {
 // clients fill the gap from the database.
 type Bus struct {
 	client redis.UniversalClient
+	pipe   *pipe
 	prefix string
 	log    *slog.Logger
 	ps     *redis.PubSub
@@ -66,6 +67,7 @@ func NewBus(client redis.UniversalClient, cfg BusConfig) *Bus {
 	ctx, stop := context.WithCancel(context.Background())
 	b := &Bus{
 		client:   client,
+		pipe:     newPipe(client),
 		prefix:   cfg.Prefix + "bus:",
 		log:      cfg.Logger.With("component", "redisroute.bus"),
 		ps:       client.Subscribe(ctx),
@@ -87,7 +89,7 @@ func (b *Bus) Publish(ctx context.Context, topic string, payload []byte) error {
 	if closed {
 		return fmt.Errorf("publish %q: %w", topic, ErrBusClosed)
 	}
-	if err := b.client.Publish(ctx, b.prefix+topic, payload).Err(); err != nil {
+	if err := b.pipe.do(ctx, redis.NewIntCmd(ctx, "publish", b.prefix+topic, payload)); err != nil {
 		return fmt.Errorf("redisroute: publish %q: %w", topic, err)
 	}
 	return nil

@@ -307,3 +307,46 @@ func TestBusResubscribesAfterConnectionLoss(t *testing.T) {
 		}
 	}
 }
+
+// Concurrent operations share pipelined round trips; each still gets its
+// own reply, and a Redis that lost its scripts (SCRIPT FLUSH, a restart)
+// gets them loaded again instead of failing operations.
+func TestConcurrentOperationsAndLostScripts(t *testing.T) {
+	c := redisClient(t)
+	r := redisroute.New(c, redisroute.Config{Prefix: testPrefix(t, c)})
+	ctx := context.Background()
+	const n = 300
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			evs, err := r.Enqueue(ctx, routing.Ticket{InstanceID: "acme", TicketID: fmt.Sprint(i), Team: "*"})
+			if err == nil && (len(evs) != 1 || evs[0].Kind != routing.EventQueued || evs[0].TicketID != fmt.Sprint(i)) {
+				err = fmt.Errorf("ticket %d: events %+v", i, evs)
+			}
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Enqueue(ctx, routing.Ticket{InstanceID: "acme", TicketID: "after-flush", Team: "*"}); err != nil {
+		t.Fatalf("after SCRIPT FLUSH: %v", err)
+	}
+	snap, err := r.Snapshot(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(snap.Queues["*"]); got != n+1 {
+		t.Fatalf("%d tickets queued, want %d", got, n+1)
+	}
+}

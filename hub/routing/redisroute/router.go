@@ -46,13 +46,14 @@ func (c Config) WithDefaults() Config {
 // of processes, may share one Redis and prefix: they are one router.
 type Router struct {
 	client  redis.UniversalClient
+	pipe    *pipe
 	cfg     Config
 	scripts *scripts
 }
 
 // New returns a Router on client. The client stays the caller's to close.
 func New(client redis.UniversalClient, cfg Config) *Router {
-	return &Router{client: client, cfg: cfg.WithDefaults(), scripts: newScripts()}
+	return &Router{client: client, pipe: newPipe(client), cfg: cfg.WithDefaults(), scripts: newScripts()}
 }
 
 // run executes a mutating script with the common arguments and decodes
@@ -71,7 +72,7 @@ func (r *Router) runAt(ctx context.Context, s *redis.Script, now time.Time, fift
 		fifth,
 	)
 	argv = append(argv, args...)
-	res, err := s.Run(ctx, r.client, nil, argv...).Slice()
+	res, err := r.eval(ctx, s, argv)
 	if err != nil {
 		return "", nil, err
 	}
@@ -105,6 +106,18 @@ func (r *Router) runAt(ctx context.Context, s *redis.Script, now time.Time, fift
 		events = append(events, ev)
 	}
 	return str[0], events, nil
+}
+
+// eval runs a script by its hash through the pipe, so concurrent
+// operations share round trips; a Redis that does not know the script
+// (restarted, flushed) gets it loaded once by Script.Run.
+func (r *Router) eval(ctx context.Context, s *redis.Script, argv []any) ([]any, error) {
+	cmd := redis.NewSliceCmd(ctx, append([]any{"evalsha", s.Hash(), 0}, argv...)...)
+	err := r.pipe.do(ctx, cmd)
+	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		return s.Run(ctx, r.client, nil, argv...).Slice()
+	}
+	return cmd.Val(), err
 }
 
 // Heartbeat implements routing.Router.

@@ -1,0 +1,98 @@
+package redisroute
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// pipe sends the commands of concurrent callers to Redis together: the
+// commands queued while a round trip is under way go in the next
+// pipeline, in one write and one read. Alone, a command goes at once;
+// under load, a thousand callers cost a few round trips instead of a
+// thousand (the same idea as the store's group commit). Commands of one
+// caller keep their order, since each call waits for its reply.
+type pipe struct {
+	client redis.UniversalClient
+	// inFlight bounds the pipelines under way at once, so one large batch
+	// does not hold up everything behind it.
+	inFlight int
+
+	mu      sync.Mutex
+	queue   []*pipeCall
+	running int
+}
+
+type pipeCall struct {
+	cmd  redis.Cmder
+	done chan struct{}
+}
+
+// maxPipeline bounds the commands of one round trip.
+const maxPipeline = 512
+
+// pipeTimeout bounds one round trip when the client sets no timeouts of
+// its own: a caller's context is not the batch's, which serves many.
+const pipeTimeout = 30 * time.Second
+
+func newPipe(client redis.UniversalClient) *pipe {
+	return &pipe{client: client, inFlight: 2}
+}
+
+// do runs cmd in the next pipeline and returns its error once its reply
+// is in. A call whose context ends first returns at once; its command may
+// still run.
+func (p *pipe) do(ctx context.Context, cmd redis.Cmder) error {
+	c := &pipeCall{cmd: cmd, done: make(chan struct{})}
+	p.mu.Lock()
+	p.queue = append(p.queue, c)
+	if p.running < p.inFlight {
+		p.running++
+		go p.flush()
+	}
+	p.mu.Unlock()
+	select {
+	case <-c.done:
+		return cmd.Err()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// flush sends what is queued until nothing is.
+func (p *pipe) flush() {
+	p.mu.Lock()
+	for len(p.queue) > 0 {
+		n := min(len(p.queue), maxPipeline)
+		batch := p.queue[:n:n]
+		p.queue = p.queue[n:]
+		if len(p.queue) == 0 {
+			p.queue = nil
+		}
+		p.mu.Unlock()
+		p.exec(batch)
+		p.mu.Lock()
+	}
+	p.running--
+	p.mu.Unlock()
+}
+
+func (p *pipe) exec(batch []*pipeCall) {
+	ctx, cancel := context.WithTimeout(context.Background(), pipeTimeout)
+	defer cancel()
+	if len(batch) == 1 {
+		_ = p.client.Process(ctx, batch[0].cmd)
+	} else {
+		pl := p.client.Pipeline()
+		for _, c := range batch {
+			_ = pl.Process(ctx, c.cmd)
+		}
+		// Each command carries its own error; Exec's is the first of them.
+		_, _ = pl.Exec(ctx)
+	}
+	for _, c := range batch {
+		close(c.done)
+	}
+}
