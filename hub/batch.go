@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"sync"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/switchboard-hub/switchboard/hub/store"
 )
 
@@ -23,6 +25,7 @@ const maxBatch = 128
 // commit in parallel.
 type batcher struct {
 	st     *store.Store
+	size   prometheus.Histogram
 	shards []chan *ingestReq
 	seed   maphash.Seed
 	stop   chan struct{}
@@ -40,8 +43,8 @@ type ingestReq struct {
 
 // newBatcher starts workers: parallel transactions on Postgres, one on
 // SQLite (which has one writer anyway).
-func newBatcher(st *store.Store, workers int) *batcher {
-	b := &batcher{st: st, seed: maphash.MakeSeed(), stop: make(chan struct{})}
+func newBatcher(st *store.Store, workers int, size prometheus.Histogram) *batcher {
+	b := &batcher{st: st, size: size, seed: maphash.MakeSeed(), stop: make(chan struct{})}
 	for range workers {
 		ch := make(chan *ingestReq)
 		b.shards = append(b.shards, ch)
@@ -101,6 +104,7 @@ func (b *batcher) work(reqs chan *ingestReq) {
 				break fill
 			}
 		}
+		b.size.Observe(float64(len(batch)))
 		recs := make([]*store.InboundRecord, len(batch))
 		for i, r := range batch {
 			recs[i] = r.rec

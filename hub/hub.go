@@ -123,9 +123,9 @@ func (h *Hub) Bus() routing.Bus { return h.bus }
 func (h *Hub) Start(ctx context.Context) error {
 	workers := 1
 	if h.store.Dialect() == "postgres" {
-		workers = 4
+		workers = 2
 	}
-	h.batch = newBatcher(h.store, workers)
+	h.batch = newBatcher(h.store, workers, h.metrics.batchSize)
 	if err := h.StartChannels(ctx); err != nil {
 		return err
 	}

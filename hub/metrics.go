@@ -7,6 +7,7 @@ type metrics struct {
 	duplicates *prometheus.CounterVec
 	outbound   *prometheus.CounterVec
 	ingestSecs prometheus.Histogram
+	batchSize  prometheus.Histogram
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -24,9 +25,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "switchboard_ingest_seconds", Help: "Time to store one inbound message (commit included).",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 		}),
+		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "switchboard_ingest_batch_messages", Help: "Inbound messages stored per transaction (group commit).",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128},
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.inbound, m.duplicates, m.outbound, m.ingestSecs)
+		reg.MustRegister(m.inbound, m.duplicates, m.outbound, m.ingestSecs, m.batchSize)
 	}
 	return m
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/uptrace/bun"
 )
@@ -630,7 +631,15 @@ func (s *Store) updateTickets(ctx context.Context, tx *txn, ts []*Ticket, cols .
 		return nil
 	}
 	if s.pg && len(ts) > 1 {
-		if _, err := tx.NewUpdate().Model(&ts).Column(cols...).Bulk().Exec(ctx); err != nil {
+		// bun's Bulk would carry every column in the VALUES list; only
+		// the changed ones travel here.
+		set := make([]string, len(cols))
+		for i, c := range cols {
+			set[i] = c + " = _data." + c
+		}
+		values := tx.NewValues(&ts).Column(append([]string{"id"}, cols...)...)
+		if _, err := tx.NewUpdate().With("_data", values).Model((*Ticket)(nil)).TableExpr("_data").
+			Set(strings.Join(set, ", ")).Where("t.id = _data.id").Exec(ctx); err != nil {
 			return fmt.Errorf("update tickets: %w", err)
 		}
 		return nil
