@@ -38,7 +38,7 @@ const maxPipeline = 512
 const pipeTimeout = 30 * time.Second
 
 func newPipe(client redis.UniversalClient) *pipe {
-	return &pipe{client: client, inFlight: 2}
+	return &pipe{client: client, inFlight: 1}
 }
 
 // do runs cmd in the next pipeline and returns its error once its reply
