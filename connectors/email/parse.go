@@ -181,6 +181,8 @@ type mailParser struct {
 	fallback string
 
 	keepOriginal bool // attach the raw source (something could not be read)
+	eliding      bool // enmime reads a copy with base64 lines left out (elide.go)
+	elideLeak    bool // a media type enmime handed us holds an elision marker
 	texts        []string
 	htmls        []string
 	tnefBodies   []string
@@ -236,7 +238,11 @@ func (p *mailParser) run() {
 		src = closed
 	}
 	p.src = src
-	root, err := p.enmimeParser().ReadParts(bytes.NewReader(src))
+	root, ok := p.readPartsElided(src)
+	var err error
+	if !ok {
+		root, err = p.enmimeParser().ReadParts(bytes.NewReader(src))
+	}
 	if err != nil || root == nil {
 		p.warnf("the MIME structure could not be read (%v): the body is kept as plain text", err)
 		p.keepOriginal = true
@@ -297,6 +303,9 @@ func (discardMIMEErrors) AddWarning(string, string, ...any) {}
 // it rejects still gives its type and the parameters we need, so that a
 // bad Content-Type never loses a part.
 func (p *mailParser) parseMediaType(v string) (string, map[string]string, []string, error) {
+	if p.eliding && strings.Contains(v, elideStem) {
+		p.elideLeak = true
+	}
 	mt, params, invalid, err := mediatype.Parse(v)
 	if err == nil {
 		return mt, params, invalid, nil
