@@ -422,8 +422,21 @@ func decodeBase64Lenient(in []byte) (out []byte, bad bool) {
 		}
 		acc, n = 0, 0
 	}
-	for _, c := range in {
-		v := base64Value[c]
+	for i := 0; i < len(in); i++ {
+		// Whole quanta, the bulk of a body, in one step.
+		for n == 0 && i+4 <= len(in) {
+			a, b, c, d := base64Value[in[i]], base64Value[in[i+1]], base64Value[in[i+2]], base64Value[in[i+3]]
+			if a|b|c|d >= 64 {
+				break
+			}
+			q := uint32(a)<<18 | uint32(b)<<12 | uint32(c)<<6 | uint32(d)
+			out = append(out, byte(q>>16), byte(q>>8), byte(q))
+			i += 4
+		}
+		if i == len(in) {
+			break
+		}
+		v := base64Value[in[i]]
 		if v < 64 {
 			acc = acc<<6 | uint32(v)
 			if n++; n == 4 {

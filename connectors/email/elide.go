@@ -46,8 +46,8 @@ const (
 	elideMin         = 4096               // shortest cut worth making
 )
 
-// elideStem starts every marker line; a mail that contains it is read
-// without elision.
+// elideStem starts every marker line; a mail that contains it outside the
+// lines left out is read without elision.
 const elideStem = "SwitchboardElidedBase64Lines"
 
 type elision struct {
@@ -75,8 +75,7 @@ func isBase64Line(line []byte) bool {
 func elideBase64Runs(src []byte) ([]byte, []elision) {
 	var cuts []elision
 	var out []byte
-	copied := 0     // src[:copied] is in out
-	stemInSrc := -1 // not looked for yet
+	copied := 0 // src[:copied] is in out
 	cut := func(runStart, runEnd int) {
 		// Keep whole lines: at least elideHead bytes at the start of the
 		// run and elideMargin bytes at its end.
@@ -92,17 +91,6 @@ func elideBase64Runs(src []byte) ([]byte, []elision) {
 		last = first + bytes.LastIndexByte(src[first:last], '\n') + 1
 		if last-first < elideMin {
 			return
-		}
-		if cuts == nil {
-			if stemInSrc < 0 {
-				stemInSrc = 0
-				if bytes.Contains(src, []byte(elideStem)) {
-					stemInSrc = 1
-				}
-			}
-			if stemInSrc == 1 {
-				return
-			}
 		}
 		marker := strconv.AppendInt([]byte(elideStem), int64(len(cuts)), 10)
 		marker = append(marker, 'x')
@@ -141,7 +129,14 @@ func elideBase64Runs(src []byte) ([]byte, []elision) {
 	if cuts == nil {
 		return nil, nil
 	}
-	return append(out, src[copied:]...), cuts
+	out = append(out, src[copied:]...)
+	// The lines left out are put back, never read for markers: only the
+	// copy, less its own markers, must not hold the stem. (It holds no
+	// line break, so it cannot straddle a cut.)
+	if bytes.Count(out, []byte(elideStem)) != len(cuts) {
+		return nil, nil
+	}
+	return out, cuts
 }
 
 // readPartsElided builds the MIME tree of src with the middle of long

@@ -156,6 +156,17 @@ func TestReadPartsElidedFallback(t *testing.T) {
 	}
 }
 
+// TestReadPartsElidedStemInCut: the marker text within the lines left out
+// is put back as it was.
+func TestReadPartsElidedStemInCut(t *testing.T) {
+	half := strings.Repeat(strings.Repeat("QUFB", 19)+"\r\n", 150)
+	src := "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: application/pdf\r\n\r\n" +
+		half + elideStem + "0x\r\n" + half + "--b--\r\n"
+	if !elideTestTree(t, []byte(src)) {
+		t.Fatal("not elided")
+	}
+}
+
 func FuzzReadPartsElided(f *testing.F) {
 	for i := range 20 {
 		f.Add(elideTestMail(rand.New(rand.NewPCG(uint64(i), 1))))
