@@ -2,7 +2,6 @@ package email
 
 import (
 	"bytes"
-	"encoding/base64"
 	"regexp"
 	"strings"
 	"unicode/utf8"
@@ -406,42 +405,80 @@ func flattenHeaderText(s string) string {
 // something was skipped.
 func decodeBase64Lenient(in []byte) (out []byte, bad bool) {
 	out = make([]byte, 0, len(in)*3/4+3)
-	seg := make([]byte, 0, 64)
-	decodeSeg := func() {
-		if len(seg)%4 == 1 {
+	// Decoding by hand instead of collecting the characters of each
+	// segment for encoding/base64: attachments are most of the bytes of
+	// a mailbox, and this reads each of them once.
+	var acc uint32 // the sextets of the quantum being read
+	n := 0         // how many
+	endSegment := func() {
+		switch n {
+		case 1:
 			// A lone last character carries too few bits for a byte.
-			seg = seg[:len(seg)-1]
 			bad = true
+		case 2:
+			out = append(out, byte(acc>>4))
+		case 3:
+			out = append(out, byte(acc>>10), byte(acc>>2))
 		}
-		dst := make([]byte, base64.RawStdEncoding.DecodedLen(len(seg)))
-		n, err := base64.RawStdEncoding.Decode(dst, seg)
-		if err != nil {
-			bad = true
-		}
-		out = append(out, dst[:n]...)
-		seg = seg[:0]
+		acc, n = 0, 0
 	}
-	for _, c := range in {
-		switch {
-		case c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '+', c == '/':
-			seg = append(seg, c)
-			if len(seg) == 1<<16 {
-				decodeSeg() // whole quanta: a large attachment is decoded in steps
+	for i := 0; i < len(in); i++ {
+		// Whole quanta, the bulk of a body, in one step.
+		for n == 0 && i+4 <= len(in) {
+			a, b, c, d := base64Value[in[i]], base64Value[in[i+1]], base64Value[in[i+2]], base64Value[in[i+3]]
+			if a|b|c|d >= 64 {
+				break
 			}
-		case c == '=':
-			if len(seg) > 0 {
-				decodeSeg()
+			q := uint32(a)<<18 | uint32(b)<<12 | uint32(c)<<6 | uint32(d)
+			out = append(out, byte(q>>16), byte(q>>8), byte(q))
+			i += 4
+		}
+		if i == len(in) {
+			break
+		}
+		v := base64Value[in[i]]
+		if v < 64 {
+			acc = acc<<6 | uint32(v)
+			if n++; n == 4 {
+				out = append(out, byte(acc>>16), byte(acc>>8), byte(acc))
+				acc, n = 0, 0
 			}
-		case c == ' ', c == '\t', c == '\r', c == '\n':
+			continue
+		}
+		switch v {
+		case base64Pad:
+			endSegment()
+		case base64Space:
 		default:
 			bad = true
 		}
 	}
-	if len(seg) > 0 {
-		decodeSeg()
-	}
+	endSegment()
 	return out, bad
 }
+
+// base64Value maps a byte to its value in the standard base64 alphabet,
+// or to one of the marks below.
+var base64Value = func() (t [256]byte) {
+	for i := range t {
+		t[i] = base64Junk
+	}
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+	for i := range len(alphabet) {
+		t[alphabet[i]] = byte(i)
+	}
+	t['='] = base64Pad
+	for _, c := range []byte(" \t\r\n") {
+		t[c] = base64Space
+	}
+	return t
+}()
+
+const (
+	base64Pad   = 0xfd // '=' ends a segment
+	base64Space = 0xfe // line breaks and blanks are skipped
+	base64Junk  = 0xff // anything else is skipped and reported
+)
 
 // decodeQPLenient decodes quoted-printable as mailers write it: raw 8-bit
 // bytes kept (C02: Outlook leaves 0x92 unescaped), lower-case hex

@@ -181,6 +181,8 @@ type mailParser struct {
 	fallback string
 
 	keepOriginal bool // attach the raw source (something could not be read)
+	eliding      bool // enmime reads a copy with base64 lines left out (elide.go)
+	elideLeak    bool // a media type enmime handed us holds an elision marker
 	texts        []string
 	htmls        []string
 	tnefBodies   []string
@@ -236,7 +238,11 @@ func (p *mailParser) run() {
 		src = closed
 	}
 	p.src = src
-	root, err := p.enmimeParser().ReadParts(bytes.NewReader(src))
+	root, ok := p.readPartsElided(src)
+	var err error
+	if !ok {
+		root, err = p.enmimeParser().ReadParts(bytes.NewReader(src))
+	}
 	if err != nil || root == nil {
 		p.warnf("the MIME structure could not be read (%v): the body is kept as plain text", err)
 		p.keepOriginal = true
@@ -297,6 +303,9 @@ func (discardMIMEErrors) AddWarning(string, string, ...any) {}
 // it rejects still gives its type and the parameters we need, so that a
 // bad Content-Type never loses a part.
 func (p *mailParser) parseMediaType(v string) (string, map[string]string, []string, error) {
+	if p.eliding && strings.Contains(v, elideStem) {
+		p.elideLeak = true
+	}
 	mt, params, invalid, err := mediatype.Parse(v)
 	if err == nil {
 		return mt, params, invalid, nil
@@ -679,6 +688,8 @@ var mailDateLayouts = []string{
 
 var runOfSpaces = regexp.MustCompile(`\s+`)
 
+const rfc5322Date = "Mon, 2 Jan 2006 15:04:05 -0700"
+
 // parseMailDate reads the dates mailers write: RFC 5322 and its obsolete
 // forms, zone names, comments, missing weekday or seconds, ISO 8601.
 func parseMailDate(v string) (time.Time, bool) {
@@ -687,6 +698,13 @@ func parseMailDate(v string) (time.Time, bool) {
 		return time.Time{}, false
 	}
 	ok := func(t time.Time) bool { return t.Year() >= 1970 && t.Year() <= 9999 }
+	// Most mail writes the RFC 5322 form: mail.ParseDate tries 24 layouts
+	// without a weekday first, each failing with an error built for
+	// nothing. For a value this layout reads, those fail on the weekday
+	// and ParseDate returns what this gives.
+	if t, err := time.Parse(rfc5322Date, v); err == nil && ok(t) {
+		return t, true
+	}
 	if t, err := mail.ParseDate(v); err == nil && ok(t) {
 		return t, true
 	}
@@ -1493,12 +1511,16 @@ func tidyBody(s string) string {
 	s = strings.ReplaceAll(s, "\r\n", "\n")
 	s = strings.ReplaceAll(s, "\r", "\n")
 	// Control characters other than tab and newline are binary debris.
-	s = strings.Map(func(r rune) rune {
-		if (r < 0x20 && r != '\t' && r != '\n') || r == 0x7f {
-			return -1
-		}
-		return r
-	}, s)
+	// s is valid UTF-8 here, so they are single bytes: look for one
+	// before mapping the runes of a whole body.
+	if hasDebris(s) {
+		s = strings.Map(func(r rune) rune {
+			if (r < 0x20 && r != '\t' && r != '\n') || r == 0x7f {
+				return -1
+			}
+			return r
+		}, s)
+	}
 	s = strings.TrimRight(s, " \t\n")
 	for {
 		i := strings.IndexByte(s, '\n')
@@ -1507,4 +1529,15 @@ func tidyBody(s string) string {
 		}
 		s = s[i+1:]
 	}
+}
+
+// hasDebris reports whether s holds an ASCII control character other
+// than tab and newline.
+func hasDebris(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < 0x20 && c != '\t' && c != '\n') || c == 0x7f {
+			return true
+		}
+	}
+	return false
 }
