@@ -77,6 +77,27 @@ func (h *Hub) SubscribeInstance(ctx context.Context, instanceID string, fn func(
 	})
 }
 
+// SubscribeInstanceRelay is SubscribeInstance for a relay to agents'
+// sockets: fn gets the update without its message (Message is nil; its
+// decoding is most of the work of a message update, and a relay does not
+// look at it) and the update as published. Published updates are frames
+// agents can read as they are: the fields they add to a frame (the
+// instance, the agent an offer is for, the agent who types) are ones
+// clients ignore (docs/agent-protocol.md).
+func (h *Hub) SubscribeInstanceRelay(ctx context.Context, instanceID string, fn func(u Update, raw []byte)) (cancel func(), err error) {
+	return h.bus.Subscribe(ctx, InstanceTopic(instanceID), func(b []byte) {
+		var u struct {
+			Update
+			Message json.RawMessage `json:"message"` // shadows Update.Message: kept raw
+		}
+		if err := json.Unmarshal(b, &u); err != nil {
+			h.log.Warn("undecodable update on bus", "err", err)
+			return
+		}
+		fn(u.Update, b)
+	})
+}
+
 // Feed returns the updates an agent missed after cursor, from the
 // database (resume).
 func (h *Hub) Feed(ctx context.Context, a *store.Agent, after int64, limit int) ([]Update, error) {

@@ -51,8 +51,9 @@ func (f *feed) remove(c *conn) int {
 }
 
 // dispatch runs on the bus's delivery goroutine for this subscription: it
-// must never block, so it only encodes once and queues to each socket.
-func (f *feed) dispatch(u hub.Update) {
+// must never block, so it only queues to each socket. The update as
+// published is the frame (u has no message; see SubscribeInstanceRelay).
+func (f *feed) dispatch(u hub.Update, raw []byte) {
 	f.g.safely("dispatch", func() {
 		if u.InstanceID != f.instance {
 			// The bus topic is per instance; anything else is a bug we
@@ -61,7 +62,10 @@ func (f *feed) dispatch(u hub.Update) {
 			return
 		}
 		f.track(u)
-		b := encodeUpdate(u)
+		b := raw
+		if u.Type == "" {
+			b = encodeUpdate(u)
+		}
 		f.mu.RLock()
 		defer f.mu.RUnlock()
 		for c := range f.conns {

@@ -215,7 +215,7 @@ func (g *Gateway) join(ctx context.Context, c *conn, a *store.Agent) (int64, err
 		// Subscribing under the lock keeps one subscription per instance
 		// per node even when many sockets of a new instance arrive at
 		// once; it is one round trip, once per instance.
-		cancel, err := g.hub.SubscribeInstance(g.ctx, a.InstanceID, f.dispatch)
+		cancel, err := g.hub.SubscribeInstanceRelay(g.ctx, a.InstanceID, f.dispatch)
 		if err != nil {
 			g.mu.Unlock()
 			return 0, fmt.Errorf("subscribe to instance updates: %w", err)
