@@ -32,10 +32,10 @@ import (
 //	go test -run '^$' -bench VisitorToAgent -benchtime 1x ./cmd/switchboard/
 //
 // Environment: SWITCHBOARD_BENCH_VISITORS (default 1000),
-// SWITCHBOARD_BENCH_MESSAGES per visitor (default 10).
+// SWITCHBOARD_BENCH_MESSAGES per visitor (default 50: long enough for a steady rate).
 func BenchmarkVisitorToAgent(b *testing.B) {
 	visitors := envInt("SWITCHBOARD_BENCH_VISITORS", 1000)
-	per := envInt("SWITCHBOARD_BENCH_MESSAGES", 10)
+	per := envInt("SWITCHBOARD_BENCH_MESSAGES", 50)
 	for range b.N {
 		ctx := context.Background()
 		dsn := testenv.Postgres(b)
