@@ -564,30 +564,24 @@ func (r *ingestRun) touch(t *Ticket) {
 func (r *ingestRun) flush(ctx context.Context) error {
 	tx := r.tx
 	if len(r.newContacts) > 0 {
-		if _, err := tx.NewInsert().Model(&r.newContacts).Exec(ctx); err != nil {
-			return fmt.Errorf("create contacts: %w", err)
+		if err := insertAll(ctx, tx, &r.newContacts, "contacts"); err != nil {
+			return err
 		}
 		for _, id := range r.newIdents {
 			id.ContactID = r.identOf[id].ID
 		}
 	}
 	if len(r.newIdents) > 0 {
-		if _, err := tx.NewInsert().Model(&r.newIdents).Exec(ctx); err != nil {
-			if IsUnique(err) {
-				return errRace
-			}
-			return fmt.Errorf("create identities: %w", err)
+		if err := insertAll(ctx, tx, &r.newIdents, "identities"); err != nil {
+			return err
 		}
 	}
 	if len(r.newTickets) > 0 {
 		for _, t := range r.newTickets {
 			t.ContactID = r.ticketOf[t].ID
 		}
-		if _, err := tx.NewInsert().Model(&r.newTickets).Exec(ctx); err != nil {
-			if IsUnique(err) {
-				return errRace
-			}
-			return fmt.Errorf("create tickets: %w", err)
+		if err := insertAll(ctx, tx, &r.newTickets, "tickets"); err != nil {
+			return err
 		}
 	}
 	if len(r.newMessages) > 0 {
@@ -596,11 +590,8 @@ func (r *ingestRun) flush(ctx context.Context) error {
 			cid := r.msgContact[m].ID
 			m.ContactID = &cid
 		}
-		if _, err := tx.NewInsert().Model(&r.newMessages).Exec(ctx); err != nil {
-			if IsUnique(err) {
-				return errRace
-			}
-			return fmt.Errorf("insert messages: %w", err)
+		if err := insertAll(ctx, tx, &r.newMessages, "messages"); err != nil {
+			return err
 		}
 		var atts []*Attachment
 		for _, m := range r.newMessages {
@@ -610,8 +601,8 @@ func (r *ingestRun) flush(ctx context.Context) error {
 			}
 		}
 		if len(atts) > 0 {
-			if _, err := tx.NewInsert().Model(&atts).Exec(ctx); err != nil {
-				return fmt.Errorf("insert attachments: %w", err)
+			if err := insertAll(ctx, tx, &atts, "attachments"); err != nil {
+				return err
 			}
 		}
 	}
@@ -620,6 +611,19 @@ func (r *ingestRun) flush(ctx context.Context) error {
 	}
 	r.newContacts, r.newIdents, r.newTickets, r.newMessages, r.dirty = nil, nil, nil, nil, nil
 	clear(r.isDirty)
+	return nil
+}
+
+// insertAll inserts a slice of rows in one statement, filling in their
+// ids. A unique violation means a concurrent transaction stored the same
+// row first (errRace: the caller tries again and finds it).
+func insertAll(ctx context.Context, tx *txn, rows any, what string) error {
+	if _, err := tx.NewInsert().Model(rows).Exec(ctx); err != nil {
+		if IsUnique(err) {
+			return errRace
+		}
+		return fmt.Errorf("insert %s: %w", what, err)
+	}
 	return nil
 }
 
