@@ -78,21 +78,33 @@ func (h *Hub) SubscribeInstance(ctx context.Context, instanceID string, fn func(
 }
 
 // SubscribeInstanceRelay is SubscribeInstance for a relay to agents'
-// sockets: fn gets the update without its message (Message is nil; its
-// decoding is most of the work of a message update, and a relay does not
-// look at it) and the update as published. Published updates are frames
-// agents can read as they are: the fields they add to a frame (the
-// instance, the agent an offer is for, the agent who types) are ones
-// clients ignore (docs/agent-protocol.md).
+// sockets: fn gets the update as published and, decoded, what a relay
+// routes by. Decoding a message and a ticket is most of the work of an
+// update and a relay does not look at them, so u has no message (Message
+// is nil) and has its ticket only for ticket.updated (which tells whether
+// an offer is over). Published updates are frames agents can read as
+// they are: the fields they add to a frame (the instance, the agent an
+// offer is for, the agent who types) are ones clients ignore
+// (docs/agent-protocol.md).
 func (h *Hub) SubscribeInstanceRelay(ctx context.Context, instanceID string, fn func(u Update, raw []byte)) (cancel func(), err error) {
 	return h.bus.Subscribe(ctx, InstanceTopic(instanceID), func(b []byte) {
 		var u struct {
 			Update
-			Message json.RawMessage `json:"message"` // shadows Update.Message: kept raw
+			// These shadow Update's fields: kept raw, not decoded.
+			Ticket  json.RawMessage `json:"ticket"`
+			Message json.RawMessage `json:"message"`
 		}
 		if err := json.Unmarshal(b, &u); err != nil {
 			h.log.Warn("undecodable update on bus", "err", err)
 			return
+		}
+		if len(u.Ticket) > 0 && u.Type == UpdateTicket {
+			t := new(store.Ticket)
+			if err := json.Unmarshal(u.Ticket, t); err != nil {
+				h.log.Warn("undecodable ticket in update on bus", "err", err)
+				return
+			}
+			u.Update.Ticket = t
 		}
 		fn(u.Update, b)
 	})

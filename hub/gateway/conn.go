@@ -16,6 +16,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/switchboard-hub/switchboard/hub/store"
+	"github.com/switchboard-hub/switchboard/internal/wscork"
 )
 
 // maxCloseGrace bounds how long a closing socket waits for the client's
@@ -375,8 +376,7 @@ func (c *conn) writeLoop() {
 		}
 		select {
 		case b := <-c.send:
-			_ = c.ws.SetWriteDeadline(time.Now().Add(c.g.cfg.WriteTimeout))
-			if err := c.ws.WriteMessage(websocket.TextMessage, b); err != nil {
+			if err := c.writeFrames(b); err != nil {
 				c.abort(err)
 				return
 			}
@@ -395,6 +395,35 @@ func (c *conn) writeLoop() {
 			return
 		}
 	}
+}
+
+// maxFramesPerWrite bounds the queued frames sent together.
+const maxFramesPerWrite = 64
+
+// writeFrames writes b and the frames queued behind it; on a corkable
+// socket (wscork) they leave in one system call, not one each.
+func (c *conn) writeFrames(b []byte) error {
+	cork, _ := c.ws.NetConn().(*wscork.Conn)
+	if cork != nil {
+		cork.Cork()
+	}
+	_ = c.ws.SetWriteDeadline(time.Now().Add(c.g.cfg.WriteTimeout))
+	err := c.ws.WriteMessage(websocket.TextMessage, b)
+	for n := 1; err == nil && n < maxFramesPerWrite; n++ {
+		select {
+		case b = <-c.send:
+			err = c.ws.WriteMessage(websocket.TextMessage, b)
+			continue
+		default:
+		}
+		break
+	}
+	if cork != nil {
+		if uerr := cork.Uncork(); err == nil {
+			err = uerr
+		}
+	}
+	return err
 }
 
 // writeClose sends what is queued (when asked to), then the close frame,

@@ -17,6 +17,7 @@ import (
 	"github.com/switchboard-hub/switchboard/hub"
 	"github.com/switchboard-hub/switchboard/hub/routing"
 	"github.com/switchboard-hub/switchboard/hub/store"
+	"github.com/switchboard-hub/switchboard/internal/wscork"
 )
 
 // Gateway serves the agents' websocket. It is an http.Handler; the host
@@ -112,7 +113,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Read before the upgrade: the headers are gone after the hijack.
 	token := headerToken(r)
 	urlToken := hasURLToken(r.URL)
-	ws, err := g.upgrader.Upgrade(w, r, nil)
+	ws, _, err := wscork.Upgrade(&g.upgrader, w, r, nil)
 	if err != nil {
 		// The upgrader has answered with an HTTP error already.
 		g.log.Debug("websocket upgrade refused", "remote", r.RemoteAddr, "err", err)

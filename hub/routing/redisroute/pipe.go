@@ -43,7 +43,8 @@ func newPipe(client redis.UniversalClient) *pipe {
 
 // do runs cmd in the next pipeline and returns its error once its reply
 // is in. A call whose context ends first returns at once; its command may
-// still run.
+// still run, and cmd then stays the pipe's: read it only after a nil
+// error.
 func (p *pipe) do(ctx context.Context, cmd redis.Cmder) error {
 	c := &pipeCall{cmd: cmd, done: make(chan struct{})}
 	p.mu.Lock()

@@ -329,6 +329,17 @@ func TestConcurrentOperationsAndLostScripts(t *testing.T) {
 			errs <- err
 		}()
 	}
+	// Callers that give up (their context ends) leave the pipe to finish
+	// their command; the race detector watches that nobody shares it.
+	for i := range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cctx, cancel := context.WithCancel(ctx)
+			cancel()
+			_, _ = r.Enqueue(cctx, routing.Ticket{InstanceID: "other", TicketID: fmt.Sprint(i), Team: "*"})
+		}()
+	}
 	wg.Wait()
 	close(errs)
 	for err := range errs {

@@ -113,11 +113,13 @@ func (r *Router) runAt(ctx context.Context, s *redis.Script, now time.Time, fift
 // (restarted, flushed) gets it loaded once by Script.Run.
 func (r *Router) eval(ctx context.Context, s *redis.Script, argv []any) ([]any, error) {
 	cmd := redis.NewSliceCmd(ctx, append([]any{"evalsha", s.Hash(), 0}, argv...)...)
-	err := r.pipe.do(ctx, cmd)
-	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-		return s.Run(ctx, r.client, nil, argv...).Slice()
+	if err := r.pipe.do(ctx, cmd); err != nil {
+		if redis.HasErrorPrefix(err, "NOSCRIPT") {
+			return s.Run(ctx, r.client, nil, argv...).Slice()
+		}
+		return nil, err
 	}
-	return cmd.Val(), err
+	return cmd.Val(), nil
 }
 
 // Heartbeat implements routing.Router.
