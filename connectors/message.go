@@ -92,6 +92,9 @@ type Receipt struct {
 	ConversationID int64 // the ticket id
 	TicketNumber   int64
 	MessageID      int64
+	// CreatedAt is when the message was stored (the first time, for a
+	// duplicate): the time the record shows.
+	CreatedAt time.Time
 	// Duplicate is true when the item had been stored before; the
 	// connector acknowledges it upstream all the same.
 	Duplicate bool

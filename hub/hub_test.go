@@ -204,10 +204,16 @@ func TestRoundTrip(t *testing.T) {
 		if u := next(hub.UpdateTicket); u.Ticket.AssigneeID == nil || *u.Ticket.AssigneeID != f.agent.ID || u.Ticket.Status != store.StatusOpen {
 			t.Fatalf("assignment %+v", u.Ticket)
 		}
-		// Redelivery of the same inbound item is absorbed.
-		if again := f.deliver(t, "acme-probe", connectors.Inbound{ExternalID: "in-1", ThreadKey: "conv-1",
-			Sender: connectors.Identity{ExternalID: "u1"}, Text: "Where is my parcel?"}); !again.Duplicate {
+		// Redelivery of the same inbound item is absorbed, and its receipt
+		// names the stored message as the record shows it.
+		again := f.deliver(t, "acme-probe", connectors.Inbound{ExternalID: "in-1", ThreadKey: "conv-1",
+			Sender: connectors.Identity{ExternalID: "u1"}, Text: "Where is my parcel?"})
+		if !again.Duplicate || again.MessageID != r.MessageID {
 			t.Fatal("duplicate stored twice")
+		}
+		stored, err := f.st.Message(ctx, "acme", r.MessageID)
+		if err != nil || !r.CreatedAt.Equal(stored.CreatedAt) || !again.CreatedAt.Equal(stored.CreatedAt) {
+			t.Fatalf("receipts say %v and %v, the record %v (%v)", r.CreatedAt, again.CreatedAt, stored.CreatedAt, err)
 		}
 		m, err := f.h.Reply(ctx, f.agent, r.ConversationID, hub.Compose{Text: "On its way!", IdempotencyKey: "r1"})
 		if err != nil || m.State != "queued" {

@@ -35,7 +35,8 @@ func (h *Hub) deliver(ctx context.Context, ch store.Channel, in connectors.Inbou
 	if res.Ignored {
 		return connectors.Receipt{Ignored: true}, nil
 	}
-	receipt := connectors.Receipt{ConversationID: res.Ticket.ID, TicketNumber: res.Ticket.Number, MessageID: res.Message.ID, Duplicate: res.Duplicate}
+	receipt := connectors.Receipt{ConversationID: res.Ticket.ID, TicketNumber: res.Ticket.Number, MessageID: res.Message.ID,
+		CreatedAt: res.Message.CreatedAt, Duplicate: res.Duplicate}
 	if res.Duplicate {
 		h.metrics.duplicates.WithLabelValues(ch.Kind).Inc()
 		return receipt, nil

@@ -400,7 +400,11 @@ func (c *conn) sendMessage(f clientFrame) {
 		c.sendError(codeDeliverFailed, "the message was not stored; it will be sent again", f.ClientID, 1000)
 		return
 	}
-	created := k.now().UTC()
+	// The time the record shows (history, agents), also for a resend.
+	created := rc.CreatedAt.UTC()
+	if rc.CreatedAt.IsZero() {
+		created = k.now().UTC()
+	}
 	conv := c.room.convID
 	moved := !rc.Duplicate && rc.ConversationID != 0 && rc.ConversationID != conv
 	if moved {

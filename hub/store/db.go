@@ -18,7 +18,8 @@ import (
 	_ "modernc.org/sqlite" // database/sql driver "sqlite", pure Go
 )
 
-// Store is the hub's database.
+// Store is the hub's database. Its clock has microseconds, as Postgres
+// keeps them: a time handed out before the commit is the time read back.
 type Store struct {
 	DB  *bun.DB
 	pg  bool
@@ -79,7 +80,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("connect to database: %w", err)
 	}
-	return &Store{DB: db, pg: pg, now: func() time.Time { return time.Now().UTC() }}, nil
+	return &Store{DB: db, pg: pg, now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }}, nil
 }
 
 // withSimpleProtocol makes pgx send queries as simple-protocol text unless
@@ -113,7 +114,9 @@ func (s *Store) Dialect() string {
 func (s *Store) Ping(ctx context.Context) error { return s.DB.PingContext(ctx) }
 
 // SetClock replaces the clock (tests).
-func (s *Store) SetClock(now func() time.Time) { s.now = func() time.Time { return now().UTC() } }
+func (s *Store) SetClock(now func() time.Time) {
+	s.now = func() time.Time { return now().UTC().Truncate(time.Microsecond) }
+}
 
 // Now is the store's clock, in UTC.
 func (s *Store) Now() time.Time { return s.now() }
