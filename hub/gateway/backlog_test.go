@@ -9,8 +9,7 @@ import (
 )
 
 // Tickets that waited while nobody was available are offered as soon as
-// an agent becomes available, up to the agent's capacity, on a socket
-// that resumed the whole backlog first.
+// an agent becomes available, up to the agent's capacity.
 func TestBacklogOfferedOnPresence(t *testing.T) {
 	testenv.Databases(t, func(t *testing.T, dsn string) {
 		e := newEnv(t, envOpts{dsn: dsn})
