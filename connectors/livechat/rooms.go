@@ -115,6 +115,15 @@ func (k *Connector) leave(c *conn, r *room) {
 // and queues it on each socket of the room without blocking (a full queue
 // drops that socket, never stalls the others).
 func (k *Connector) fanout(r *room, payload []byte) {
+	// Most envelopes are a visitor's message coming back to the one tab
+	// that sent it: look at the origin before decoding and encoding the
+	// rest for nobody.
+	var head struct {
+		Origin string `json:"origin"`
+	}
+	if json.Unmarshal(payload, &head) == nil && head.Origin != "" && !k.othersIn(r, head.Origin) {
+		return
+	}
 	var env envelope
 	if err := json.Unmarshal(payload, &env); err != nil || env.V != ProtocolVersion {
 		k.log.Warn("dropping undecodable pub/sub envelope", "conversation", r.convID, "err", err, "v", env.V)
@@ -149,4 +158,16 @@ func (k *Connector) fanout(r *room, payload []byte) {
 	for _, c := range targets {
 		c.push(frame, msgID)
 	}
+}
+
+// othersIn reports whether the room has a socket here other than origin.
+func (k *Connector) othersIn(r *room, origin string) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for c := range r.conns {
+		if c.id != origin {
+			return true
+		}
+	}
+	return false
 }
