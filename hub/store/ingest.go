@@ -348,10 +348,8 @@ func (r *ingestRun) contact(ctx context.Context, rec *InboundRecord) (*Contact, 
 		return nil, fmt.Errorf("identity %d has no contact: %w", id.ID, ErrNotFound)
 	}
 	c := id.Contact
-	if id.ID == 0 {
-		// Created earlier in this run: it is inserted with its details.
-		return c, nil
-	}
+	// Rows created earlier in this run change in memory only: they are
+	// inserted at flush with their final details.
 	changed := false
 	if in.DisplayName != "" && in.DisplayName != id.DisplayName {
 		id.DisplayName, changed = in.DisplayName, true
@@ -362,7 +360,7 @@ func (r *ingestRun) contact(ctx context.Context, rec *InboundRecord) (*Contact, 
 	if in.Email != "" && in.Email != id.Email {
 		id.Email, changed = in.Email, true
 	}
-	if changed {
+	if changed && id.ID != 0 {
 		if _, err := r.tx.NewUpdate().Model(id).Column("display_name", "handle", "email").WherePK().Exec(ctx); err != nil {
 			return nil, err
 		}
@@ -375,8 +373,10 @@ func (r *ingestRun) contact(ctx context.Context, rec *InboundRecord) (*Contact, 
 			c.Email = in.Email
 		}
 		c.UpdatedAt = now
-		if _, err := r.tx.NewUpdate().Model(c).Column("name", "email", "updated_at").WherePK().Exec(ctx); err != nil {
-			return nil, err
+		if c.ID != 0 {
+			if _, err := r.tx.NewUpdate().Model(c).Column("name", "email", "updated_at").WherePK().Exec(ctx); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return c, nil
