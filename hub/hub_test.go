@@ -515,3 +515,59 @@ func must[T any](v T, err error) T {
 	}
 	return v
 }
+
+// Every feed position reaches the bus: concurrent messages opening and
+// continuing conversations (stored in group commits) publish consecutive
+// cursors with no gap, so a client can resume from the highest cursor up
+// to which it saw them all (docs/agent-protocol.md).
+func TestEveryFeedPositionIsPublished(t *testing.T) {
+	stacks(t, func(t *testing.T, f *fixture) {
+		ctx := context.Background()
+		before, err := f.st.LastChange(ctx, "acme")
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen := make(chan int64, 1024)
+		cancel, err := f.h.SubscribeInstance(ctx, "acme", func(u hub.Update) {
+			if u.Cursor != 0 {
+				seen <- u.Cursor
+			}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cancel()
+		var wg sync.WaitGroup
+		for i := range 120 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				f.deliver(t, "acme-probe", connectors.Inbound{ExternalID: fmt.Sprint("burst-", i), ThreadKey: fmt.Sprint("conv-", i%30),
+					Sender: connectors.Identity{ExternalID: fmt.Sprint("u", i%30)}, Text: "hello"})
+			}()
+		}
+		wg.Wait()
+		last, err := f.st.LastChange(ctx, "acme")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[int64]bool{}
+		timeout := time.After(10 * time.Second)
+		for int64(len(got)) < last-before {
+			select {
+			case c := <-seen:
+				if c > before {
+					got[c] = true
+				}
+			case <-timeout:
+				var missing []int64
+				for c := before + 1; c <= last; c++ {
+					if !got[c] {
+						missing = append(missing, c)
+					}
+				}
+				t.Fatalf("cursors %d..%d: never published %v", before+1, last, missing)
+			}
+		}
+	})
+}

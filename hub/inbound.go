@@ -42,6 +42,12 @@ func (h *Hub) deliver(ctx context.Context, ch store.Channel, in connectors.Inbou
 		return receipt, nil
 	}
 	h.metrics.inbound.WithLabelValues(ch.Kind).Inc()
+	if res.Created {
+		// Every feed position goes out live, so a client can tell a gap
+		// from a position that was never published (agent protocol:
+		// resume from the highest cursor up to which it saw every one).
+		h.publish(ctx, Update{Type: UpdateTicket, InstanceID: res.Ticket.InstanceID, Cursor: res.CreatedCursor(), TicketID: res.Ticket.ID, Ticket: res.Ticket})
+	}
 	h.publishMessage(ctx, res.Ticket, res.Message)
 	// An auto-reply never asks for an agent (C07).
 	if !rec.AutoReply {

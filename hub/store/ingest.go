@@ -149,6 +149,7 @@ type ingestRun struct {
 	msgContact  map[*Message]*Contact
 	dirty       []*Ticket // stored tickets changed by the run
 	isDirty     map[*Ticket]bool
+	creations   map[*Ticket]*Change // feed entries of new tickets
 }
 
 type chanKey struct{ scope, key string }
@@ -161,7 +162,7 @@ func newIngestRun(s *Store, tx *txn) *ingestRun {
 		byKey: map[chanKey]*Message{}, byExternal: map[chanKey]*Message{},
 		idents: map[identKey]*Identity{}, tickets: map[int64]*Ticket{}, threads: map[chanKey]*Ticket{},
 		msgTicket: map[*Message]*Ticket{}, identOf: map[*Identity]*Contact{}, ticketOf: map[*Ticket]*Contact{},
-		msgContact: map[*Message]*Contact{}, isDirty: map[*Ticket]bool{},
+		msgContact: map[*Message]*Contact{}, isDirty: map[*Ticket]bool{}, creations: map[*Ticket]*Change{},
 	}
 }
 
@@ -266,6 +267,9 @@ func (r *ingestRun) ingest(ctx context.Context, rec *InboundRecord) (*IngestResu
 		return nil, err
 	}
 	res.Ticket, res.Created = t, created
+	if created {
+		res.created = r.creations[t]
+	}
 	meta := rec.Meta
 	if !r.owns(t, c) {
 		// Threaded by message ids into another contact's ticket (a
@@ -511,6 +515,7 @@ func (r *ingestRun) newTicket(ctx context.Context, rec *InboundRecord, c *Contac
 	r.ticketOf[t] = c
 	r.tx.newTickets = append(r.tx.newTickets, t)
 	_ = r.s.addChange(ctx, r.tx, t, ChangeTicket, nil)
+	r.creations[t] = r.tx.feed[len(r.tx.feed)-1].change
 	return t
 }
 

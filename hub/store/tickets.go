@@ -62,6 +62,18 @@ type IngestResult struct {
 	// Ignored is true when an AttachOnly record matched no ticket: nothing
 	// was stored, and Ticket and Message are nil.
 	Ignored bool
+
+	created *Change // the feed entry of the ticket's creation
+}
+
+// CreatedCursor is the feed position of the ticket's creation when the
+// message opened it (0 otherwise). Ticket.ChangeID is the message's: both
+// are in the feed, and a client following it live needs both.
+func (r *IngestResult) CreatedCursor() int64 {
+	if r.created == nil {
+		return 0
+	}
+	return r.created.Seq
 }
 
 // OwnRef is a reference to an outbound message by the hub's ids.

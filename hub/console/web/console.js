@@ -39,9 +39,15 @@
     retryTimer: 0,
     nextId: 1,
     pending: new Map(), // request id -> {resolve, reject, timer}
-    // The newest change-feed position seen; a reconnect resumes after it.
-    // Kept in memory only: a reloaded page starts fresh from the lists.
+    // The change-feed position up to which every update was seen; a
+    // reconnect resumes after it. An instance's cursors are consecutive,
+    // but live updates of different tickets may arrive out of order, so
+    // the newest cursor seen is not the right one: one before it may be
+    // still on its way. Kept in memory only: a reloaded page starts fresh
+    // from the lists.
     cursor: null,
+    ahead: new Set(), // cursors seen past `cursor`
+    gapSince: 0, // when the oldest open gap before `ahead` was noticed
     tickets: new Map(), // ticket id -> ticket, those the list shows
     contacts: new Map(), // contact id -> {name, email}
     contactQueue: [],
@@ -240,6 +246,30 @@
     return send(S.ws, type, fields || {});
   }
 
+  // noteCursor records a cursor seen; upTo says that every cursor up to
+  // it has been sent (resume.done).
+  function noteCursor(c, upTo) {
+    if (S.cursor === null) return;
+    if (upTo) {
+      if (c > S.cursor) S.cursor = c;
+      for (const a of S.ahead) if (a <= S.cursor) S.ahead.delete(a);
+    } else if (c > S.cursor) {
+      S.ahead.add(c);
+    }
+    while (S.ahead.delete(S.cursor + 1)) S.cursor++;
+    if (S.ahead.size === 0) S.gapSince = 0;
+    else if (!S.gapSince) S.gapSince = Date.now();
+  }
+
+  // healGaps asks for the record after a gap that stays open: an update
+  // lost between nodes. The gateway sends only what this socket has not
+  // had.
+  function healGaps() {
+    if (!S.ready || !S.gapSince || Date.now() - S.gapSince < 3000) return;
+    S.gapSince = Date.now();
+    request('resume', {cursor: S.cursor}).catch(() => {});
+  }
+
   function onFrame(ws, ev) {
     if (ws !== S.ws || typeof ev.data !== 'string') return;
     let f;
@@ -249,8 +279,8 @@
       return;
     }
     if (!f || typeof f !== 'object') return;
-    if (typeof f.cursor === 'number' && f.type !== 'ready' && S.cursor !== null) {
-      S.cursor = Math.max(S.cursor, f.cursor);
+    if (typeof f.cursor === 'number' && f.type !== 'ready') {
+      noteCursor(f.cursor, f.type === 'resume.done');
     }
     const p = f.id !== undefined && f.id !== null ? S.pending.get(f.id) : undefined;
     switch (f.type) {
@@ -338,6 +368,8 @@
     }
     S.ready = false;
     S.cursor = null;
+    S.ahead.clear();
+    S.gapSince = 0;
     S.agent = null;
     S.current = null;
     S.tickets.clear();
@@ -1007,6 +1039,8 @@
       sessionStorage.setItem('sb.token', tok);
       S.attempt = 0;
       S.cursor = null;
+      S.ahead.clear();
+      S.gapSince = 0;
       setText($('signin-error'), '');
       connect();
     });
@@ -1069,6 +1103,7 @@
       }
     });
     setInterval(tickCountdowns, 1000);
+    setInterval(healGaps, 1000);
   }
 
   wire();
