@@ -123,6 +123,8 @@ type Outbound struct {
 	AuthorName  string // the agent's display name
 	// Automatic marks messages not written by a person (acknowledgements).
 	Automatic bool
+	// CreatedAt is when the message was written, as the record shows it.
+	CreatedAt time.Time
 }
 
 // SendResult is what a successful Send returns.

@@ -122,7 +122,7 @@ func (h *Hub) outbound(ctx context.Context, sender store.Channel, t *store.Ticke
 		InstanceID: t.InstanceID, ChannelID: sender.ID, MessageID: m.ID,
 		IdempotencyKey: fmt.Sprintf("%s-%d", t.InstanceID, m.ID), ConversationID: t.ID,
 		TicketNumber: t.Number, ThreadKey: t.ThreadKey, Subject: t.Subject,
-		Text: m.Text, HTML: m.HTML, AuthorName: m.AuthorName,
+		Text: m.Text, HTML: m.HTML, AuthorName: m.AuthorName, CreatedAt: m.CreatedAt,
 	}
 	// The recipient is the contact's identity on the sending channel, or
 	// (for replies through another channel) any identity with an email.

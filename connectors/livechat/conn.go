@@ -456,10 +456,16 @@ func (c *conn) typing(f clientFrame) {
 	if f.Active {
 		kind = envTyping
 	}
+	// Agents see who types by name, as on the visitor's messages; the
+	// visitor id stands in for a visitor who gave none.
+	from := c.contact.DisplayName
+	if from == "" {
+		from = c.visitorID
+	}
 	ctx, cancel := c.hostCtx()
 	defer cancel()
 	err := k.host.Signal(ctx, connectors.Signal{
-		ChannelID: k.channelID, ConversationID: c.room.convID, ThreadKey: c.visitorID, Kind: kind, From: c.visitorID,
+		ChannelID: k.channelID, ConversationID: c.room.convID, ThreadKey: c.visitorID, Kind: kind, From: from,
 	})
 	if err != nil {
 		k.log.Debug("typing signal failed", "err", err)

@@ -288,9 +288,14 @@ func (k *Connector) Send(ctx context.Context, msg connectors.Outbound) (connecto
 		return connectors.SendResult{}, connectors.NewError(connectors.Refused, "text_too_long",
 			fmt.Sprintf("reply has %d characters; live chat allows %d", n, k.settings.MaxMessageLength), nil)
 	}
+	// The time the record shows (history), not the time of sending.
+	created := msg.CreatedAt.UTC()
+	if msg.CreatedAt.IsZero() {
+		created = k.now().UTC()
+	}
 	env := envelope{Kind: envMessage, Message: &wireMessage{
 		ID: msg.MessageID, From: fromAgent, Author: msg.AuthorName, Text: msg.Text,
-		State: string(connectors.DeliverySent), Automatic: msg.Automatic, CreatedAt: k.now().UTC(),
+		State: string(connectors.DeliverySent), Automatic: msg.Automatic, CreatedAt: created,
 	}}
 	if err := k.publish(ctx, msg.ConversationID, env); err != nil {
 		return connectors.SendResult{}, connectors.NewError(connectors.Retryable, "pubsub", "could not reach the visitor's node", err)

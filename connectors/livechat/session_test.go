@@ -50,10 +50,12 @@ func TestSessionResumeAndHistory(t *testing.T) {
 	id1 := c.say("a1", "one").MessageID
 	id2 := c.say("a2", "two").MessageID
 	reply := e.host.addReply(r.ConversationID, "<script>alert(1)</script>", "Ravi")
-	if _, err := e.k().Send(t.Context(), connectors.Outbound{ConversationID: r.ConversationID, MessageID: reply, Text: "<script>alert(1)</script>", AuthorName: "Ravi"}); err != nil {
+	written := time.Date(2026, 3, 1, 9, 0, 0, 123456000, time.UTC)
+	if _, err := e.k().Send(t.Context(), connectors.Outbound{ConversationID: r.ConversationID, MessageID: reply, Text: "<script>alert(1)</script>", AuthorName: "Ravi", CreatedAt: written}); err != nil {
 		t.Fatal(err)
 	}
-	if m := c.expect(typeMessageNew).msg(t); m.ID != reply || m.From != fromAgent || m.Author != "Ravi" {
+	// The live frame shows the time the record shows, not the sending's.
+	if m := c.expect(typeMessageNew).msg(t); m.ID != reply || m.From != fromAgent || m.Author != "Ravi" || !m.CreatedAt.Equal(written) {
 		t.Fatalf("reply %+v", m)
 	}
 	id3 := c.say("a3", "three").MessageID
@@ -362,6 +364,14 @@ func TestVisitorTypingAndReadState(t *testing.T) {
 	}
 	if len(e.host.signals) != 0 {
 		t.Fatalf("throttled signals got through: %d more", len(e.host.signals))
+	}
+	// A visitor who gave a name is named by it, as on their messages.
+	named := e.nodes[0].dial(t, nil)
+	named.start(map[string]any{"name": "Vera"})
+	named.send(map[string]any{"type": "typing", "active": true})
+	named.roundTrip()
+	if s := waitCh(t, e.host.signals, "typing"); s.From != "Vera" {
+		t.Fatalf("typing of a named visitor from %q", s.From)
 	}
 
 	reply := e.host.addReply(r.ConversationID, "hello", "Ravi")
