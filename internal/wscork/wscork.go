@@ -40,6 +40,9 @@ func (c *Conn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.corked && len(c.held)+len(p) <= maxHeld {
+		if c.held == nil {
+			c.held = (*buffers.Get().(*[]byte))[:0]
+		}
 		c.held = append(c.held, p...)
 		return len(p), nil
 	}
@@ -69,11 +72,19 @@ func (c *Conn) flushLocked() error {
 		return nil
 	}
 	_, err := c.Conn.Write(c.held)
-	// An idle socket keeps no buffer: memory per socket matters more
-	// than an allocation per burst.
+	// An idle socket keeps no buffer (memory per socket matters); the
+	// sockets of a node share a pool of them.
+	b := c.held[:0]
+	buffers.Put(&b)
 	c.held = nil
 	return err
 }
+
+// buffers holds the buffers of corked writes between bursts.
+var buffers = sync.Pool{New: func() any {
+	b := make([]byte, 0, maxHeld)
+	return &b
+}}
 
 // Upgrade is u.Upgrade on a connection that can be corked. The Conn is
 // also ws.NetConn().
