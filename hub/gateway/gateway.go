@@ -188,11 +188,14 @@ func (g *Gateway) track(c *conn) bool {
 }
 
 func (g *Gateway) untrack(c *conn) {
-	g.leave(c)
+	// Out of the socket count before it leaves its instance: whoever sees
+	// the instance's subscription end (the last socket leaving) sees the
+	// count without it. Shutdown still waits for the leave (conned).
 	g.mu.Lock()
 	_, ok := g.conns[c]
 	delete(g.conns, c)
 	g.mu.Unlock()
+	g.leave(c)
 	if ok {
 		g.conned.Done()
 	}
