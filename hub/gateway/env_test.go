@@ -457,6 +457,13 @@ func (c *client) sendRaw(kind int, b []byte) {
 	}
 }
 
+// sendRawMayFail sends a frame the server may refuse before it has all of
+// it (closing the socket), so a failed write is no failure.
+func (c *client) sendRawMayFail(kind int, b []byte) {
+	_ = c.ws.SetWriteDeadline(time.Now().Add(wait))
+	_ = c.ws.WriteMessage(kind, b)
+}
+
 // request sends a frame with a fresh id and returns the reply with that
 // id.
 func (c *client) request(typ string, fields map[string]any) msg {
