@@ -215,9 +215,8 @@ func (c *channelHost) OpenThread(ctx context.Context, t connectors.ThreadOpen) (
 	if err != nil {
 		return connectors.Thread{}, fmt.Errorf("open thread: %w", err)
 	}
-	if created {
-		c.h.publishTicket(ctx, tk)
-	}
+	// A ticket opened before its first message is announced by that
+	// message (store.OpenThread), not now.
 	return connectors.Thread{ConversationID: tk.ID, TicketNumber: tk.Number, Created: created}, nil
 }
 

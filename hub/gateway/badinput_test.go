@@ -69,6 +69,10 @@ func TestBadInput(t *testing.T) {
 	if string(m.ID) != "42" {
 		t.Fatalf("id %s", m.ID)
 	}
+	m = errorFor(bad, `{"type":"ping","id":"t1"} trailing`, CodeBadFrame)
+	if string(m.ID) != `"t1"` || !strings.Contains(m.text(), "after the JSON object") {
+		t.Fatalf("reply %+v %s", m, m.text())
+	}
 	m = errorFor(bad, `{"type":"ticket.get","id":"q1"}`, CodeInvalid)
 	if string(m.ID) != `"q1"` || !strings.Contains(m.text(), "ticket_id") {
 		t.Fatalf("reply %+v %s", m, m.text())

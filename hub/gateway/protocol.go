@@ -217,13 +217,14 @@ func decodeFrame(b []byte) (*frame, *frameError) {
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return nil, &frameError{code: CodeBadFrame, msg: "a frame must be a JSON object"}
 	}
-	// First pass: only type and id, ignoring everything else, so that even
-	// a frame with bad fields gets its id echoed.
+	// First pass: only type and id of the first JSON value, ignoring
+	// everything else, so that even a frame with bad fields (or data after
+	// its object, refused below) gets its id echoed.
 	var env struct {
 		Type json.RawMessage `json:"type"`
 		ID   json.RawMessage `json:"id"`
 	}
-	if err := json.Unmarshal(b, &env); err != nil {
+	if err := json.NewDecoder(bytes.NewReader(b)).Decode(&env); err != nil {
 		return nil, &frameError{code: CodeBadFrame, msg: "malformed JSON: " + jsonProblem(err)}
 	}
 	id, err := checkID(env.ID)

@@ -89,7 +89,11 @@ func (s *Store) ingestOnce(ctx context.Context, recs []*InboundRecord) ([]*Inges
 }
 
 // OpenThread returns the open ticket of a thread key, creating it (with no
-// message yet) if there is none.
+// message yet) if there is none. A ticket so created has its number (a
+// live-chat visitor sees it) but no feed entry and no place in ticket
+// lists until its end user writes: a visitor who opens the widget and
+// leaves is no ticket for anyone to handle. Its first message's feed
+// entry carries it to agents.
 func (s *Store) OpenThread(ctx context.Context, rec *InboundRecord) (t *Ticket, created bool, err error) {
 	for attempt := 0; attempt < 3; attempt++ {
 		err = s.writeTx(ctx, func(ctx context.Context, tx *txn) error {
@@ -101,6 +105,9 @@ func (s *Store) OpenThread(ctx context.Context, rec *InboundRecord) (t *Ticket, 
 			t, created, err = r.openThread(ctx, rec, c)
 			if err != nil {
 				return err
+			}
+			if created {
+				r.unannounced(t)
 			}
 			return r.flush(ctx)
 		})
@@ -500,6 +507,19 @@ func (r *ingestRun) openThread(ctx context.Context, rec *InboundRecord, c *Conta
 	t = r.newTicket(ctx, rec, c, rec.ThreadKey)
 	r.threads[key] = t
 	return t, true, nil
+}
+
+// unannounced takes back the feed entry of a ticket the run created, for
+// a ticket opened before its first message (OpenThread).
+func (r *ingestRun) unannounced(t *Ticket) {
+	c := r.creations[t]
+	delete(r.creations, t)
+	for i, p := range r.tx.feed {
+		if p.change == c {
+			r.tx.feed = append(r.tx.feed[:i], r.tx.feed[i+1:]...)
+			return
+		}
+	}
 }
 
 // newTicket queues a new ticket, written at flush. Its number comes at

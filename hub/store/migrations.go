@@ -21,6 +21,7 @@ func migrations() *migrate.Migrations {
 	m := migrate.NewMigrations()
 	add(m, "20261203000001", "initial", upInitial, downInitial)
 	add(m, "20261203000002", "email: quoted history, channel state", upEmail, downEmail)
+	add(m, "20261204000003", "write path: HOT ticket updates, one index fewer per message", upWritePath, downWritePath)
 	return m
 }
 
@@ -208,4 +209,51 @@ func addColumn(ctx context.Context, tx bun.Tx, table, column, decl string) error
 		return fmt.Errorf("%s: %w", q, err)
 	}
 	return nil
+}
+
+// upWritePath makes the per-message writes cheaper (docs/decisions.md,
+// D13). Every inbound message updates its ticket's last_message_at; with
+// that column in an index, each update is a new tuple in every index of
+// tickets. Without it (and with room left on each page) Postgres updates
+// the row in place (a HOT update) and touches no index. Ticket lists sort
+// by last activity at read time, as they already did for every list that
+// is not of a single status. messages_external duplicated
+// messages_instance_external for every lookup the store makes (each one
+// names the instance).
+func upWritePath(ctx context.Context, db *bun.DB) error {
+	return db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		qs := []string{
+			`DROP INDEX IF EXISTS tickets_instance_status`,
+			`CREATE INDEX IF NOT EXISTS tickets_instance_state ON tickets (instance_id, status)`,
+			`DROP INDEX IF EXISTS messages_external`,
+		}
+		if tx.Dialect().Name() == dialect.PG {
+			qs = append(qs, `ALTER TABLE tickets SET (fillfactor = 70)`)
+		}
+		for _, q := range qs {
+			if _, err := tx.ExecContext(ctx, q); err != nil {
+				return fmt.Errorf("%s: %w", q, err)
+			}
+		}
+		return nil
+	})
+}
+
+func downWritePath(ctx context.Context, db *bun.DB) error {
+	return db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		qs := []string{
+			`DROP INDEX IF EXISTS tickets_instance_state`,
+			`CREATE INDEX IF NOT EXISTS tickets_instance_status ON tickets (instance_id, status, last_message_at)`,
+			`CREATE INDEX IF NOT EXISTS messages_external ON messages (channel_id, external_id)`,
+		}
+		if tx.Dialect().Name() == dialect.PG {
+			qs = append(qs, `ALTER TABLE tickets RESET (fillfactor)`)
+		}
+		for _, q := range qs {
+			if _, err := tx.ExecContext(ctx, q); err != nil {
+				return fmt.Errorf("%s: %w", q, err)
+			}
+		}
+		return nil
+	})
 }

@@ -149,12 +149,17 @@ type TicketFilter struct {
 	Before int64
 }
 
-// Tickets lists tickets of an instance, newest activity first.
+// Tickets lists tickets of an instance, newest activity first. A ticket
+// whose end user has not written yet (a live-chat conversation opened
+// and left empty; see OpenThread) is not listed: every ticket starts with
+// an inbound message, so last_inbound_at tells, as it does for routing
+// (Hub.reconcile).
 func (s *Store) Tickets(ctx context.Context, instanceID string, f TicketFilter) ([]Ticket, error) {
 	var out []Ticket
 	q := s.DB.NewSelect().Model(&out).ColumnExpr("t.*").ColumnExpr("c.name AS contact_name").
 		Join("LEFT JOIN contacts AS c ON c.id = t.contact_id").
-		Where("t.instance_id = ?", instanceID)
+		Where("t.instance_id = ?", instanceID).
+		Where("t.last_inbound_at IS NOT NULL")
 	if len(f.Statuses) > 0 {
 		q = q.Where("t.status IN (?)", bun.List(f.Statuses))
 	}

@@ -4,9 +4,13 @@
 package loadtest
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -70,4 +74,51 @@ func Percentile(ds []time.Duration, p float64) time.Duration {
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
 	i := int(float64(len(s)-1) * p / 100)
 	return s[i]
+}
+
+// ProcessCPU returns the CPU time (user and system) used so far by the
+// processes named name ("self" for this process), read from /proc: a
+// benchmark takes it before and after a run to say where the machine's
+// time went (Postgres backends live as long as their connections, so a
+// run's own are counted). Zero where /proc is not there.
+func ProcessCPU(name string) time.Duration {
+	paths := []string{"/proc/self/stat"}
+	if name != "self" {
+		paths, _ = filepath.Glob("/proc/[0-9]*/stat")
+	}
+	return procCPU(paths, name)
+}
+
+// PIDCPU is ProcessCPU for one process.
+func PIDCPU(pid int) time.Duration {
+	return procCPU([]string{fmt.Sprintf("/proc/%d/stat", pid)}, "self")
+}
+
+func procCPU(paths []string, name string) time.Duration {
+	const tick = 100 // USER_HZ: Linux reports /proc times in 1/100 s
+	var ticks int64
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue // the process ended
+		}
+		// The name is in parentheses and may hold spaces: read after the
+		// last ')'.
+		open, closing := bytes.IndexByte(b, '('), bytes.LastIndexByte(b, ')')
+		if open < 0 || closing < open {
+			continue
+		}
+		if name != "self" && string(b[open+1:closing]) != name {
+			continue
+		}
+		f := bytes.Fields(b[closing+1:])
+		if len(f) < 13 {
+			continue
+		}
+		// Fields after the name: state(0) … utime(11) stime(12).
+		u, _ := strconv.ParseInt(string(f[11]), 10, 64)
+		st, _ := strconv.ParseInt(string(f[12]), 10, 64)
+		ticks += u + st
+	}
+	return time.Duration(ticks) * time.Second / tick
 }

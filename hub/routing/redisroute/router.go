@@ -49,11 +49,15 @@ type Router struct {
 	pipe    *pipe
 	cfg     Config
 	scripts *scripts
+	// followUps coalesces concurrent FollowUp calls.
+	followUps *followUps
 }
 
 // New returns a Router on client. The client stays the caller's to close.
 func New(client redis.UniversalClient, cfg Config) *Router {
-	return &Router{client: client, pipe: newPipe(client), cfg: cfg.WithDefaults(), scripts: newScripts()}
+	r := &Router{client: client, pipe: newPipe(client), cfg: cfg.WithDefaults(), scripts: newScripts()}
+	r.followUps = &followUps{r: r}
+	return r
 }
 
 // run executes a mutating script with the common arguments and decodes
@@ -63,32 +67,52 @@ func (r *Router) run(ctx context.Context, s *redis.Script, fifth any, args ...an
 }
 
 func (r *Router) runAt(ctx context.Context, s *redis.Script, now time.Time, fifth any, args ...any) (string, []routing.Event, error) {
-	argv := make([]any, 0, 5+len(args))
-	argv = append(argv,
-		r.cfg.Prefix,
-		now.UnixMilli(),
-		ms(r.cfg.OfferTimeout),
-		ms(r.cfg.PresenceTTL),
-		fifth,
-	)
-	argv = append(argv, args...)
+	argv := append(r.args(now, fifth, len(args)), args...)
 	res, err := r.eval(ctx, s, argv)
 	if err != nil {
 		return "", nil, err
 	}
-	if len(res) == 0 || (len(res)-1)%6 != 0 {
-		return "", nil, fmt.Errorf("malformed script reply of %d elements", len(res))
+	str, err := replyStrings(res)
+	if err != nil {
+		return "", nil, err
 	}
+	if len(str) == 0 {
+		return "", nil, errors.New("empty script reply")
+	}
+	events, err := decodeEvents(str[1:])
+	if err != nil {
+		return "", nil, err
+	}
+	return str[0], events, nil
+}
+
+// args returns the arguments every script starts with (see scripts.go).
+func (r *Router) args(now time.Time, fifth any, n int) []any {
+	argv := make([]any, 0, 5+n)
+	return append(argv, r.cfg.Prefix, now.UnixMilli(), ms(r.cfg.OfferTimeout), ms(r.cfg.PresenceTTL), fifth)
+}
+
+// replyStrings checks that a script reply is a list of strings.
+func replyStrings(res []any) ([]string, error) {
 	str := make([]string, len(res))
 	for i, v := range res {
 		s, ok := v.(string)
 		if !ok {
-			return "", nil, fmt.Errorf("malformed script reply: element %d is %T", i, v)
+			return nil, fmt.Errorf("malformed script reply: element %d is %T", i, v)
 		}
 		str[i] = s
 	}
+	return str, nil
+}
+
+// decodeEvents reads events of six strings each: kind, instance, ticket,
+// agent, team, offer expiry.
+func decodeEvents(str []string) ([]routing.Event, error) {
+	if len(str)%6 != 0 {
+		return nil, fmt.Errorf("malformed script reply: %d event fields", len(str))
+	}
 	var events []routing.Event
-	for i := 1; i < len(str); i += 6 {
+	for i := 0; i < len(str); i += 6 {
 		ev := routing.Event{
 			Kind:       routing.EventKind(str[i]),
 			InstanceID: str[i+1],
@@ -99,13 +123,13 @@ func (r *Router) runAt(ctx context.Context, s *redis.Script, now time.Time, fift
 		if ev.Kind == routing.EventOffered {
 			exp, err := strconv.ParseInt(str[i+5], 10, 64)
 			if err != nil {
-				return "", nil, fmt.Errorf("malformed offer expiry %q: %w", str[i+5], err)
+				return nil, fmt.Errorf("malformed offer expiry %q: %w", str[i+5], err)
 			}
 			ev.ExpiresAt = time.UnixMilli(exp)
 		}
 		events = append(events, ev)
 	}
-	return str[0], events, nil
+	return events, nil
 }
 
 // eval runs a script by its hash through the pipe, so concurrent
@@ -156,9 +180,18 @@ func (r *Router) Enqueue(ctx context.Context, t routing.Ticket) ([]routing.Event
 	return r.ticketOp(ctx, "enqueue", r.scripts.enqueue, t)
 }
 
-// FollowUp implements routing.Router.
+// FollowUp implements routing.Router. Concurrent follow-ups (one per
+// inbound message) share one script call (followups.go).
 func (r *Router) FollowUp(ctx context.Context, t routing.Ticket) ([]routing.Event, error) {
-	return r.ticketOp(ctx, "follow-up", r.scripts.followUp, t)
+	t, err := rule.CheckTicket(t)
+	if err != nil {
+		return nil, fmt.Errorf("redisroute: follow-up: %w", err)
+	}
+	evs, err := r.followUps.do(ctx, t)
+	if err != nil {
+		return nil, fmt.Errorf("redisroute: follow-up %q: %w", t.TicketID, err)
+	}
+	return evs, nil
 }
 
 // Transfer implements routing.Router.

@@ -293,30 +293,48 @@ if redis.call('EXISTS', tkey(k, ARGV[6])) == 0 then
 end
 `
 
-const followUpBody = `
-local k = K(ARGV[5])
-local t = ticket(k, ARGV[6])
-if not t then
-  enqueueNew(k, ARGV[6], ARGV[7], tonumber(ARGV[8]))
-  return
-end
-if t.state == 'q' then
-  if t.ans == '1' then
-    unqueue(k, t.id, t.team)
-    wait(k, t)
-    push(k, t)
+// followUpSource handles the follow-ups of many tickets (of any
+// instances) in one call: concurrent FollowUp calls are coalesced
+// (followups.go), so the prelude and the round trip are paid once per
+// group, not once per message. ARGV[5] is unused; from ARGV[6] on come
+// groups of four: instance, ticket, team, priority. Each ticket is handled
+// in turn, as if by its own call. The reply is {"ok", n1, ..., nN,
+// events...}: ni is the number of events of ticket i, whose events follow
+// those of the tickets before it.
+const followUpSource = prelude + `
+local function followUp(k, tid, team, prio)
+  local t = ticket(k, tid)
+  if not t then
+    enqueueNew(k, tid, team, prio)
+    return
   end
-  return
+  if t.state == 'q' then
+    if t.ans == '1' then
+      unqueue(k, t.id, t.team)
+      wait(k, t)
+      push(k, t)
+    end
+    return
+  end
+  wait(k, t)
+  if t.state == 'o' or present(k, t.agent) then return end
+  local prev = t.agent
+  local touched = {[t.team] = true}
+  touch(touched, agentTeams(k, prev))
+  detach(k, t.id, prev)
+  push(k, t)
+  emit(k, 'requeued', t.id, prev, t.team)
+  dispatch(k, touched)
 end
-wait(k, t)
-if t.state == 'o' or present(k, t.agent) then return end
-local prev = t.agent
-local touched = {[t.team] = true}
-touch(touched, agentTeams(k, prev))
-detach(k, t.id, prev)
-push(k, t)
-emit(k, 'requeued', t.id, prev, t.team)
-dispatch(k, touched)
+
+local res = {'ok'}
+for i = 6, #ARGV, 4 do
+  local before = #out
+  followUp(K(ARGV[i]), ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3]))
+  res[#res + 1] = tostring((#out - before) / 6)
+end
+for _, v in ipairs(out) do res[#res + 1] = v end
+return res
 `
 
 const acceptBody = `
@@ -486,7 +504,7 @@ func newScripts() *scripts {
 		heartbeat: wrap(heartbeatBody),
 		leave:     wrap(leaveBody),
 		enqueue:   wrap(enqueueBody),
-		followUp:  wrap(followUpBody),
+		followUp:  redis.NewScript(followUpSource),
 		accept:    wrap(acceptBody),
 		decline:   wrap(declineBody),
 		assign:    wrap(assignBody),

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/switchboard-hub/switchboard/hub/routing"
 )
@@ -234,4 +235,54 @@ func checkInvariants(t *testing.T, s routing.Snapshot, capacity int) bool {
 		}
 	}
 	return ok
+}
+
+// testConcurrentFollowUps: follow-ups of many tickets at once (one per
+// inbound message, under load) each get exactly the events of their own
+// ticket, as if each had run alone; a router may handle them together.
+// In instance A the assignee has lapsed, so every ticket is requeued and
+// offered to the other agent; in instance B the assignee is present, so
+// every ticket sticks.
+func testConcurrentFollowUps(t *testing.T, nr NewRouterFunc) {
+	const tickets = 40
+	a := newFixture(t, nr, nil)
+	b := a.on("inst-b")
+	a.hb("a1", tickets, "support")
+	b.hb("b1", tickets, "support")
+	for i := range tickets {
+		id := fmt.Sprintf("t%02d", i)
+		a.enq(id, "support", 0)
+		a.accept(id, "a1")
+		b.enq(id, "support", 0)
+		b.accept(id, "b1")
+	}
+	a.advance(presenceTTL - time.Second)
+	a.hb("a2", tickets, "support")
+	b.hb("b1", tickets, "support")
+	a.advance(time.Second)
+
+	got := make([][]routing.Event, 2*tickets)
+	errs := make([]error, 2*tickets)
+	var wg sync.WaitGroup
+	for i := range 2 * tickets {
+		wg.Go(func() {
+			f := a
+			if i%2 == 1 {
+				f = b
+			}
+			got[i], errs[i] = f.r.FollowUp(f.ctx, f.ticket(fmt.Sprintf("t%02d", i/2), "support", 0))
+		})
+	}
+	wg.Wait()
+	for i := range 2 * tickets {
+		if errs[i] != nil {
+			t.Fatalf("follow-up %d: %v", i, errs[i])
+		}
+		id := fmt.Sprintf("t%02d", i/2)
+		if i%2 == 0 {
+			a.want("follow-up of "+id+" in A", got[i], "requeued "+id+" a1", "offered "+id+" a2")
+		} else {
+			b.want("follow-up of "+id+" in B", got[i])
+		}
+	}
 }

@@ -35,6 +35,7 @@ func RunRouterSuite(t *testing.T, newRouter func(t *testing.T, cfg routing.Confi
 		{"InvalidInput", testInvalidInput},
 		{"ConcurrentSweepsExpireOnce", testConcurrentSweeps},
 		{"ConcurrentEnqueueAccept", testConcurrentEnqueueAccept},
+		{"ConcurrentFollowUps", testConcurrentFollowUps},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

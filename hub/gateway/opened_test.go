@@ -1,0 +1,56 @@
+package gateway
+
+import (
+	"testing"
+	"time"
+
+	"github.com/switchboard-hub/switchboard/connectors"
+	"github.com/switchboard-hub/switchboard/hub"
+	"github.com/switchboard-hub/switchboard/hub/store"
+)
+
+// A conversation opened before its end user writes (a visitor opening
+// the live-chat widget) is no ticket for agents yet: nothing is pushed,
+// lists leave it out, and it is not offered. Its first message brings
+// it, with the ticket, and it is offered then.
+func TestOpenedConversationComesWithItsFirstMessage(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	tc := e.instance("acme", "")
+	_, token := e.agent("acme", "Ravi")
+	ravi := e.connect("ravi", token)
+	ravi.ok("presence", map[string]any{"status": "available"}, nil)
+
+	th, err := tc.host().OpenThread(e.ctx, connectors.ThreadOpen{ChannelID: "acme-chat", ThreadKey: "conv-1",
+		Contact: connectors.Identity{ExternalID: "vis-conv-1", DisplayName: "Visitor conv-1"}})
+	if err != nil || !th.Created || th.TicketNumber == 0 {
+		t.Fatalf("open: %+v %v", th, err)
+	}
+	e.fence("acme", ravi)
+	for _, m := range ravi.all() {
+		if m.TicketID == th.ConversationID {
+			t.Fatalf("pushed before the first message: %+v", m)
+		}
+	}
+	var list struct{ Tickets []store.Ticket }
+	ravi.ok("tickets.list", map[string]any{}, &list)
+	if len(list.Tickets) != 0 {
+		t.Fatalf("listed before the first message: %+v", list.Tickets)
+	}
+
+	r, err := tc.host().Deliver(e.ctx, connectors.Inbound{
+		ExternalID: "m1", ThreadKey: "conv-1", ConversationID: th.ConversationID, Text: "hello", SentAt: time.Now(),
+		Sender: connectors.Identity{ExternalID: "vis-conv-1", DisplayName: "Visitor conv-1"},
+	})
+	if err != nil || r.ConversationID != th.ConversationID {
+		t.Fatalf("first message: %+v %v", r, err)
+	}
+	first := ravi.waitFor("first message", isMessageNew(r.MessageID))
+	if first.Ticket == nil || first.Ticket.ID != th.ConversationID || first.Ticket.Number != th.TicketNumber {
+		t.Fatalf("first message without its ticket: %+v", first)
+	}
+	ravi.waitFor("offer", ofType(hub.UpdateOffer, th.ConversationID))
+	ravi.ok("tickets.list", map[string]any{}, &list)
+	if len(list.Tickets) != 1 || list.Tickets[0].ID != th.ConversationID {
+		t.Fatalf("listed after the first message: %+v", list.Tickets)
+	}
+}
