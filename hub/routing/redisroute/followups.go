@@ -15,7 +15,9 @@ import (
 // call is under way go together in the next one (followUpSource), which
 // handles each ticket in turn, as its own call would. Alone, a follow-up
 // goes at once. This is the pipe's idea (pipe.go) one level up: the pipe
-// shares round trips, this shares the script's set-up as well.
+// shares round trips, this shares the script's set-up as well. A script
+// error fails the whole group; the hub only logs a failed follow-up, and
+// its reconciliation puts such tickets right (Hub.reconcile).
 type followUps struct {
 	r *Router
 

@@ -353,11 +353,44 @@ func TestConcurrentOperationsAndLostScripts(t *testing.T) {
 	if _, err := r.Enqueue(ctx, routing.Ticket{InstanceID: "acme", TicketID: "after-flush", Team: "*"}); err != nil {
 		t.Fatalf("after SCRIPT FLUSH: %v", err)
 	}
+	// Follow-ups are grouped into shared script calls (followups.go): after
+	// another flush, concurrent ones (of tickets new to the router, so each
+	// is queued) still get their own events, and callers that give up
+	// leave the others alone.
+	if err := c.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	const m = 100
+	errs = make(chan error, m)
+	for i := range m {
+		wg.Go(func() {
+			id := fmt.Sprintf("fu-%d", i)
+			evs, err := r.FollowUp(ctx, routing.Ticket{InstanceID: "acme", TicketID: id, Team: "*"})
+			if err == nil && (len(evs) != 1 || evs[0].Kind != routing.EventQueued || evs[0].TicketID != id) {
+				err = fmt.Errorf("follow-up %s: events %+v", id, evs)
+			}
+			errs <- err
+		})
+	}
+	for i := range 20 {
+		wg.Go(func() {
+			cctx, cancel := context.WithCancel(ctx)
+			cancel()
+			_, _ = r.FollowUp(cctx, routing.Ticket{InstanceID: "other", TicketID: fmt.Sprint(i), Team: "*"})
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 	snap, err := r.Snapshot(ctx, "acme")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := len(snap.Queues["*"]); got != n+1 {
-		t.Fatalf("%d tickets queued, want %d", got, n+1)
+	if got := len(snap.Queues["*"]); got != n+1+m {
+		t.Fatalf("%d tickets queued, want %d", got, n+1+m)
 	}
 }
