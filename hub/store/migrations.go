@@ -230,12 +230,7 @@ func upWritePath(ctx context.Context, db *bun.DB) error {
 		if tx.Dialect().Name() == dialect.PG {
 			qs = append(qs, `ALTER TABLE tickets SET (fillfactor = 70)`)
 		}
-		for _, q := range qs {
-			if _, err := tx.ExecContext(ctx, q); err != nil {
-				return fmt.Errorf("%s: %w", q, err)
-			}
-		}
-		return nil
+		return execAll(ctx, tx, qs)
 	})
 }
 
@@ -249,11 +244,16 @@ func downWritePath(ctx context.Context, db *bun.DB) error {
 		if tx.Dialect().Name() == dialect.PG {
 			qs = append(qs, `ALTER TABLE tickets RESET (fillfactor)`)
 		}
-		for _, q := range qs {
-			if _, err := tx.ExecContext(ctx, q); err != nil {
-				return fmt.Errorf("%s: %w", q, err)
-			}
-		}
-		return nil
+		return execAll(ctx, tx, qs)
 	})
+}
+
+// execAll runs statements in order, naming the one that fails.
+func execAll(ctx context.Context, tx bun.Tx, qs []string) error {
+	for _, q := range qs {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("%s: %w", q, err)
+		}
+	}
+	return nil
 }

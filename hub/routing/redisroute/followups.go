@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"sync"
 
 	"github.com/switchboard-hub/switchboard/hub/routing"
 )
@@ -19,11 +18,8 @@ import (
 // error fails the whole group; the hub only logs a failed follow-up, and
 // its reconciliation puts such tickets right (Hub.reconcile).
 type followUps struct {
-	r *Router
-
-	mu      sync.Mutex
-	queue   []*followUpCall
-	running bool
+	r     *Router
+	calls coalescer[*followUpCall]
 }
 
 type followUpCall struct {
@@ -37,41 +33,24 @@ type followUpCall struct {
 // held long by one.
 const maxFollowUps = 256
 
+func newFollowUps(r *Router) *followUps {
+	f := &followUps{r: r}
+	f.calls = coalescer[*followUpCall]{max: maxFollowUps, inFlight: 1, run: f.run}
+	return f
+}
+
 // do queues a follow-up of t (already checked) and waits for its events.
 // A caller whose context ends first returns at once; its follow-up may
 // still run.
 func (f *followUps) do(ctx context.Context, t routing.Ticket) ([]routing.Event, error) {
 	c := &followUpCall{t: t, done: make(chan struct{})}
-	f.mu.Lock()
-	f.queue = append(f.queue, c)
-	if !f.running {
-		f.running = true
-		go f.flush()
-	}
-	f.mu.Unlock()
+	f.calls.add(c)
 	select {
 	case <-c.done:
 		return c.evs, c.err
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-}
-
-func (f *followUps) flush() {
-	f.mu.Lock()
-	for len(f.queue) > 0 {
-		n := min(len(f.queue), maxFollowUps)
-		batch := f.queue[:n:n]
-		f.queue = f.queue[n:]
-		if len(f.queue) == 0 {
-			f.queue = nil
-		}
-		f.mu.Unlock()
-		f.run(batch)
-		f.mu.Lock()
-	}
-	f.running = false
-	f.mu.Unlock()
 }
 
 // run sends one group and hands each caller its own events.

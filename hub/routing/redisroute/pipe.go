@@ -2,7 +2,6 @@ package redisroute
 
 import (
 	"context"
-	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -16,13 +15,10 @@ import (
 // caller keep their order, since each call waits for its reply.
 type pipe struct {
 	client redis.UniversalClient
-	// inFlight bounds the pipelines under way at once, so one large batch
-	// does not hold up everything behind it.
-	inFlight int
-
-	mu      sync.Mutex
-	queue   []*pipeCall
-	running int
+	// calls groups the commands into pipelines, one under way at a time
+	// and at most maxPipeline commands each, so one large batch does not
+	// hold up everything behind it.
+	calls coalescer[*pipeCall]
 }
 
 type pipeCall struct {
@@ -38,7 +34,9 @@ const maxPipeline = 512
 const pipeTimeout = 30 * time.Second
 
 func newPipe(client redis.UniversalClient) *pipe {
-	return &pipe{client: client, inFlight: 1}
+	p := &pipe{client: client}
+	p.calls = coalescer[*pipeCall]{max: maxPipeline, inFlight: 1, run: p.exec}
+	return p
 }
 
 // do runs cmd in the next pipeline and returns its error once its reply
@@ -47,37 +45,13 @@ func newPipe(client redis.UniversalClient) *pipe {
 // error.
 func (p *pipe) do(ctx context.Context, cmd redis.Cmder) error {
 	c := &pipeCall{cmd: cmd, done: make(chan struct{})}
-	p.mu.Lock()
-	p.queue = append(p.queue, c)
-	if p.running < p.inFlight {
-		p.running++
-		go p.flush()
-	}
-	p.mu.Unlock()
+	p.calls.add(c)
 	select {
 	case <-c.done:
 		return cmd.Err()
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-}
-
-// flush sends what is queued until nothing is.
-func (p *pipe) flush() {
-	p.mu.Lock()
-	for len(p.queue) > 0 {
-		n := min(len(p.queue), maxPipeline)
-		batch := p.queue[:n:n]
-		p.queue = p.queue[n:]
-		if len(p.queue) == 0 {
-			p.queue = nil
-		}
-		p.mu.Unlock()
-		p.exec(batch)
-		p.mu.Lock()
-	}
-	p.running--
-	p.mu.Unlock()
 }
 
 func (p *pipe) exec(batch []*pipeCall) {

@@ -56,7 +56,7 @@ type Router struct {
 // New returns a Router on client. The client stays the caller's to close.
 func New(client redis.UniversalClient, cfg Config) *Router {
 	r := &Router{client: client, pipe: newPipe(client), cfg: cfg.WithDefaults(), scripts: newScripts()}
-	r.followUps = &followUps{r: r}
+	r.followUps = newFollowUps(r)
 	return r
 }
 
