@@ -75,7 +75,8 @@ type Route struct {
 // SendCapable is implemented by channels that may be configured to
 // receive only (an email channel without a relay). When replies of another
 // channel leave through a channel of this kind (Policy.ReplyVia), the hub
-// picks one that can send.
+// picks one that can send; a reply whose only way out cannot send waits,
+// visibly, until that channel is reconfigured.
 type SendCapable interface {
 	CanSend() bool
 }

@@ -73,6 +73,14 @@ func (h *Hub) attempt(ctx context.Context, it *store.OutboxItem) store.OutboxRes
 				Error: fmt.Sprintf("waiting: replies to %s tickets are sent by %s, and this instance has no %s channel yet", rc.ch.Kind, via, via)}
 		}
 	}
+	if sc, ok := sender.conn.(connectors.SendCapable); ok && !sc.CanSend() {
+		// A channel set up to receive only (an email channel without a
+		// relay): the reply waits, visibly and without using attempts,
+		// until the channel is given what it sends with (its restart wakes
+		// the reply), rather than failing for good.
+		return store.OutboxResult{Waiting: true, RetryAt: h.store.Now().Add(10 * time.Minute),
+			Error: fmt.Sprintf("waiting: the %s channel %q receives only; the reply leaves once it is configured to send (for email, settings.smtp)", sender.ch.Kind, sender.ch.ID)}
+	}
 	ob, err := h.outbound(ctx, sender.ch, t, m)
 	if err != nil {
 		return store.OutboxResult{Error: err.Error()}

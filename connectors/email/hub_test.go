@@ -535,7 +535,9 @@ func TestHubC15MailboxRecreated(t *testing.T) {
 }
 
 // A web-form reply written before the instance had an email channel waits
-// visibly, and leaves as soon as an email channel starts.
+// visibly; an email channel that only receives (no relay yet, as in the
+// README's walkthrough) does not end the wait, and the reply leaves as
+// soon as the channel is given a relay.
 func TestHubWaitingReplyLeavesWhenEmailChannelStarts(t *testing.T) {
 	hubStacks(t, func(t *testing.T, f *hubFixture) {
 		ctx := context.Background()
@@ -562,9 +564,24 @@ func TestHubWaitingReplyLeavesWhenEmailChannelStarts(t *testing.T) {
 		if got, _ := f.st.Message(ctx, "late", m.ID); got.State != "queued" || !strings.Contains(got.StateReason, "waiting") {
 			t.Fatalf("before the email channel: %q %q", got.State, got.StateReason)
 		}
-		settings, _ := json.Marshal(map[string]any{"address": "help@late.example", "smtp": map[string]any{"host": "127.0.0.1", "port": f.relay.port, "security": "plain"}})
-		mailCh := store.Channel{ID: "late-mail", InstanceID: "late", Kind: string(email.Kind), Name: "Mail", Enabled: true, Settings: string(settings)}
+		receiveOnly, _ := json.Marshal(map[string]any{"address": "help@late.example", "inbound_smtp": true})
+		mailCh := store.Channel{ID: "late-mail", InstanceID: "late", Kind: string(email.Kind), Name: "Mail", Enabled: true, Settings: string(receiveOnly)}
 		if err := f.st.CreateChannel(ctx, &mailCh); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.h.StartChannel(ctx, mailCh); err != nil {
+			t.Fatal(err)
+		}
+		f.h.DispatchNow(ctx)
+		if got, _ := f.st.Message(ctx, "late", m.ID); got.State != "queued" || !strings.Contains(got.StateReason, "receives only") {
+			t.Fatalf("with a receive-only email channel: %q %q", got.State, got.StateReason)
+		}
+		if items, _ := f.st.OutboxItems(ctx, "late", store.OutboxPending); len(items) != 1 || items[0].Attempts != 0 {
+			t.Fatalf("waiting must not burn attempts: %+v", items)
+		}
+		settings, _ := json.Marshal(map[string]any{"address": "help@late.example", "inbound_smtp": true, "smtp": map[string]any{"host": "127.0.0.1", "port": f.relay.port, "security": "plain"}})
+		mailCh.Settings = string(settings)
+		if err := f.st.UpdateChannel(ctx, &mailCh); err != nil {
 			t.Fatal(err)
 		}
 		if err := f.h.StartChannel(ctx, mailCh); err != nil {
