@@ -101,7 +101,24 @@ func must(err error) {
 	}
 }
 
+// minPresenceTTL is the shortest --presence-ttl: agents' presence is
+// renewed every third of it, and a renewal must have time to arrive.
+const minPresenceTTL = 3 * time.Second
+
+// heartbeatFor returns how often the gateway renews an agent's presence:
+// 15 s, or a third of a shorter TTL, so that an agent with a live socket
+// never lapses between two renewals (a lost one included).
+func heartbeatFor(ttl time.Duration) time.Duration {
+	return min(15*time.Second, ttl/3)
+}
+
 func serve(ctx context.Context, o *serveOptions) error {
+	if o.PresenceTTL < minPresenceTTL {
+		return fmt.Errorf("--presence-ttl %s: must be at least %s (agents renew their presence every third of it)", o.PresenceTTL, minPresenceTTL)
+	}
+	if o.OfferTimeout <= 0 {
+		return fmt.Errorf("--offer-timeout %s: must be positive", o.OfferTimeout)
+	}
 	log := o.logger()
 	embedded := o.Database == "" && o.Redis == ""
 
@@ -176,7 +193,7 @@ func serve(ctx context.Context, o *serveOptions) error {
 	if err := h.Start(runCtx); err != nil {
 		return err
 	}
-	gw := gateway.New(h, gateway.Config{}, log)
+	gw := gateway.New(h, gateway.Config{HeartbeatInterval: heartbeatFor(o.PresenceTTL)}, log)
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
