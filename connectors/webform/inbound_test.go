@@ -296,12 +296,31 @@ func TestBodyTooLarge(t *testing.T) {
 			if f.host.deliverCalls() != 0 {
 				t.Error("delivered")
 			}
-			// The default limit is 64 KiB; the HTML answer is a page.
+			// The HTML answer is a page.
 			resp = f.do(t, http.MethodPost, "submit", "application/x-www-form-urlencoded", strings.NewReader(big), nil)
 			if resp.status != 413 || !strings.Contains(resp.body, "at most 1 KiB") || !strings.Contains(resp.body, "<h1>") {
 				t.Errorf("HTML 413: %d %s", resp.status, resp.body)
 			}
 		})
+	}
+}
+
+// The longest valid message in a script of three-byte characters, sent by
+// a browser's HTML form (every byte %-encoded: 90,000 bytes for the
+// message alone), fits the default body limit and is stored whole.
+func TestLongestMessageFitsDefaultLimit(t *testing.T) {
+	f := newFixture(t, "")
+	msg := strings.Repeat("镕", maxMessageLength)
+	body := url.Values{"name": {"林伟"}, "email": {"lin.wei@example.org"}, "subject": {strings.Repeat("询", maxSubjectLength)}, "message": {msg}}.Encode()
+	if len(body) <= 64<<10 {
+		t.Fatalf("the body is only %d bytes: the case needs one over the old 64 KiB limit", len(body))
+	}
+	r := f.postForm(t, body, acceptJSON)
+	if r.status != http.StatusCreated {
+		t.Fatalf("status %d: %s", r.status, r.body)
+	}
+	if items := f.host.items(); len(items) != 1 || items[0].Text != msg {
+		t.Fatalf("delivered %d items; want one with the whole message", len(items))
 	}
 }
 

@@ -25,7 +25,9 @@ type Settings struct {
 	// ExtraFields are further fields the form asks for; their values are
 	// kept in Inbound.Meta under the field name.
 	ExtraFields []ExtraField `json:"extra_fields,omitempty"`
-	// MaxBodyBytes limits the request body. Default 64 KiB, at most 10 MiB.
+	// MaxBodyBytes limits the request body. Default 256 KiB (the longest
+	// valid submission, %-encoded: 10,000 characters of up to 4 bytes,
+	// each byte as %XX, is 120,000 bytes), at most 10 MiB.
 	MaxBodyBytes int64 `json:"max_body_bytes,omitempty"`
 	// RateLimit limits submissions per client address.
 	RateLimit RateLimit `json:"rate_limit"`
@@ -70,7 +72,7 @@ type ExtraField struct {
 
 // Defaults and bounds of the settings.
 const (
-	DefaultMaxBodyBytes  = 64 << 10
+	DefaultMaxBodyBytes  = 256 << 10
 	maxMaxBodyBytes      = 10 << 20
 	minMaxBodyBytes      = 1 << 10
 	DefaultPerMinute     = 5

@@ -19,7 +19,7 @@ func TestSettingsDefaults(t *testing.T) {
 		}
 		want := Settings{
 			RequiredFields: []string{"name", "email", "message"},
-			MaxBodyBytes:   64 << 10,
+			MaxBodyBytes:   256 << 10,
 			RateLimit:      RateLimit{PerMinute: 5, Burst: 5},
 			HoneypotField:  "website",
 			Title:          "Contact us",
