@@ -346,17 +346,24 @@ func (h *Hub) Typing(ctx context.Context, a *store.Agent, ticketID int64, on boo
 	return nil
 }
 
+// PendingOffer is a ticket offered to an agent and when the offer lapses.
+type PendingOffer struct {
+	TicketID  int64
+	ExpiresAt time.Time
+}
+
 // PendingOffers lists the tickets currently offered to the agent (sent
-// again on resume, since offers are live state, not in the feed).
-func (h *Hub) PendingOffers(ctx context.Context, a *store.Agent) ([]int64, error) {
+// again on resume, since offers are live state, not in the feed), with
+// their deadlines, as the router keeps them: the same on every node.
+func (h *Hub) PendingOffers(ctx context.Context, a *store.Agent) ([]PendingOffer, error) {
 	snap, err := h.router.Snapshot(ctx, a.InstanceID)
 	if err != nil {
 		return nil, err
 	}
 	st := snap.Agents[strconv.FormatInt(a.ID, 10)]
-	out := make([]int64, 0, len(st.Offered))
+	out := make([]PendingOffer, 0, len(st.Offered))
 	for _, id := range st.Offered {
-		out = append(out, parseID(id))
+		out = append(out, PendingOffer{TicketID: parseID(id), ExpiresAt: st.OfferExpires[id]})
 	}
 	return out, nil
 }

@@ -80,9 +80,8 @@ func (h *Hub) SubscribeInstance(ctx context.Context, instanceID string, fn func(
 // SubscribeInstanceRelay is SubscribeInstance for a relay to agents'
 // sockets: fn gets the update as published and, decoded, what a relay
 // routes by. Decoding a message and a ticket is most of the work of an
-// update and a relay does not look at them, so u has no message (Message
-// is nil) and has its ticket only for ticket.updated (which tells whether
-// an offer is over). Published updates are frames agents can read as
+// update and a relay does not look at them, so u has neither (Message and
+// Ticket are nil). Published updates are frames agents can read as
 // they are: the fields they add to a frame (the instance, the agent an
 // offer is for, the agent who types) are ones clients ignore
 // (docs/agent-protocol.md).
@@ -97,14 +96,6 @@ func (h *Hub) SubscribeInstanceRelay(ctx context.Context, instanceID string, fn 
 		if err := json.Unmarshal(b, &u); err != nil {
 			h.log.Warn("undecodable update on bus", "err", err)
 			return
-		}
-		if len(u.Ticket) > 0 && u.Type == UpdateTicket {
-			t := new(store.Ticket)
-			if err := json.Unmarshal(u.Ticket, t); err != nil {
-				h.log.Warn("undecodable ticket in update on bus", "err", err)
-				return
-			}
-			u.Update.Ticket = t
 		}
 		fn(u.Update, b)
 	})

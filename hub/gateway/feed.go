@@ -2,15 +2,9 @@ package gateway
 
 import (
 	"sync"
-	"time"
 
 	"github.com/switchboard-hub/switchboard/hub"
-	"github.com/switchboard-hub/switchboard/hub/store"
 )
-
-// maxOffersKept bounds the offer cache of one instance; past it the cache
-// is cleared (re-sent offers then lack expires_at, nothing worse).
-const maxOffersKept = 10000
 
 // feed is one instance's bus subscription on this node, shared by all the
 // instance's sockets here (one subscription per instance per node, not per
@@ -20,20 +14,12 @@ type feed struct {
 	instance string
 	cancel   func()
 
-	mu     sync.RWMutex
-	conns  map[*conn]struct{}
-	offers map[int64]offer // by ticket id: live offers seen on the bus
-}
-
-// offer remembers an offer's deadline: the router reports pending offers
-// without it, and a client that reconnects mid-offer wants its countdown.
-type offer struct {
-	agentID   int64
-	expiresAt time.Time
+	mu    sync.RWMutex
+	conns map[*conn]struct{}
 }
 
 func newFeed(g *Gateway, instance string) *feed {
-	return &feed{g: g, instance: instance, conns: map[*conn]struct{}{}, offers: map[int64]offer{}}
+	return &feed{g: g, instance: instance, conns: map[*conn]struct{}{}}
 }
 
 func (f *feed) add(c *conn) {
@@ -61,7 +47,6 @@ func (f *feed) dispatch(u hub.Update, raw []byte) {
 			f.g.log.Error("update for another instance on an instance topic", "topic_instance", f.instance, "update_instance", u.InstanceID)
 			return
 		}
-		f.track(u)
 		b := raw
 		if u.Type == "" {
 			b = encodeUpdate(u)
@@ -76,46 +61,6 @@ func (f *feed) dispatch(u hub.Update, raw []byte) {
 			c.pushUpdate(u.Cursor, b)
 		}
 	})
-}
-
-// track keeps the offer cache in step with the updates.
-func (f *feed) track(u hub.Update) {
-	switch u.Type {
-	case hub.UpdateOffer:
-		if u.ExpiresAt == nil {
-			return
-		}
-		f.mu.Lock()
-		if len(f.offers) >= maxOffersKept {
-			clear(f.offers)
-		}
-		f.offers[u.TicketID] = offer{agentID: u.AgentID, expiresAt: *u.ExpiresAt}
-		f.mu.Unlock()
-	case hub.UpdateOfferRevoked:
-		f.mu.Lock()
-		if o, ok := f.offers[u.TicketID]; ok && o.agentID == u.AgentID {
-			delete(f.offers, u.TicketID)
-		}
-		f.mu.Unlock()
-	case hub.UpdateTicket:
-		if u.Ticket != nil && (u.Ticket.AssigneeID != nil || u.Ticket.Status == store.StatusSolved || u.Ticket.Status == store.StatusClosed) {
-			f.mu.Lock()
-			delete(f.offers, u.TicketID)
-			f.mu.Unlock()
-		}
-	}
-}
-
-// offerExpiry returns the deadline of a ticket's offer to an agent, if
-// this node saw it.
-func (f *feed) offerExpiry(ticketID, agentID int64) *time.Time {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	if o, ok := f.offers[ticketID]; ok && o.agentID == agentID {
-		t := o.expiresAt
-		return &t
-	}
-	return nil
 }
 
 // encodeUpdate turns a hub update into its frame.

@@ -291,8 +291,7 @@ func TestResumeAfterDisconnect(t *testing.T) {
 		t.Fatalf("offers: %d pending, done says %d:%s", len(pending), done.Offers, tab.dump())
 	}
 	for _, m := range tab.all() {
-		// Mia's socket kept the instance's subscription, so this node saw
-		// the offers made and knows their deadline.
+		// The router keeps each offer's deadline.
 		if m.Type == hub.UpdateOffer && (m.ExpiresAt == nil || m.Ticket == nil) {
 			t.Fatalf("re-sent offer: %+v", m)
 		}

@@ -324,16 +324,15 @@ func (c *conn) replay(ctx context.Context, a *store.Agent, after int64, seen map
 }
 
 // resendOffers sends the agent's pending offers again, with their
-// deadline when this node saw the offer made.
+// deadlines.
 func (c *conn) resendOffers(ctx context.Context, a *store.Agent) (int, error) {
-	ids, err := c.g.hub.PendingOffers(ctx, a)
+	offers, err := c.g.hub.PendingOffers(ctx, a)
 	if err != nil {
 		return 0, fmt.Errorf("read pending offers: %w", err)
 	}
-	f := c.getFeed()
 	n := 0
-	for _, id := range ids {
-		t, err := c.g.hub.Store().Ticket(ctx, a.InstanceID, id)
+	for _, o := range offers {
+		t, err := c.g.hub.Store().Ticket(ctx, a.InstanceID, o.TicketID)
 		if errors.Is(err, store.ErrNotFound) {
 			continue
 		}
@@ -341,10 +340,10 @@ func (c *conn) resendOffers(ctx context.Context, a *store.Agent) (int, error) {
 			return n, fmt.Errorf("load offered ticket: %w", err)
 		}
 		var exp *time.Time
-		if f != nil {
-			exp = f.offerExpiry(id, a.ID)
+		if !o.ExpiresAt.IsZero() {
+			exp = &o.ExpiresAt
 		}
-		if err := c.enqueue(ctx, encode(updateFrame{Type: hub.UpdateOffer, TicketID: id, Ticket: t, ExpiresAt: exp})); err != nil {
+		if err := c.enqueue(ctx, encode(updateFrame{Type: hub.UpdateOffer, TicketID: o.TicketID, Ticket: t, ExpiresAt: exp})); err != nil {
 			return n, err
 		}
 		n++

@@ -54,3 +54,29 @@ func TestOpenedConversationComesWithItsFirstMessage(t *testing.T) {
 		t.Fatalf("listed after the first message: %+v", list.Tickets)
 	}
 }
+
+// An agent alone on a node who reloads mid-offer gets the offer again on
+// resume with its deadline: the router keeps it, so no socket of the
+// instance needs to have stayed to see the offer made.
+func TestResentOfferKeepsItsDeadline(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	e.instance("acme", "")
+	_, token := e.agent("acme", "Ravi")
+	tab := e.connect("ravi", token)
+	tab.ok("presence", map[string]any{"status": "available"}, nil)
+	r := e.inbound("acme", "conv-1", "m1", "hello")
+	off := tab.waitFor("offer", ofType(hub.UpdateOffer, r.ConversationID))
+	if off.ExpiresAt == nil {
+		t.Fatalf("offer without a deadline: %+v", off)
+	}
+	tab.close()
+	e.waitEvent("socket closed", func(ev event) bool { return ev.kind == "closed" })
+
+	again := e.connect("ravi-again", token)
+	again.send(map[string]any{"type": "resume", "id": "r", "cursor": 0})
+	again.waitFor("resume.done", ofType("resume.done", 0))
+	re := again.waitFor("offer again", ofType(hub.UpdateOffer, r.ConversationID))
+	if re.ExpiresAt == nil || !re.ExpiresAt.Equal(*off.ExpiresAt) {
+		t.Fatalf("re-sent offer expires at %v, want %v", re.ExpiresAt, off.ExpiresAt)
+	}
+}

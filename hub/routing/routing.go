@@ -145,6 +145,10 @@ type AgentState struct {
 	Capacity int
 	Assigned []string // ticket ids held
 	Offered  []string // ticket ids offered, awaiting accept
+	// OfferExpires holds when each offered ticket's offer lapses, by
+	// ticket id, so a client that reconnects mid-offer keeps its
+	// countdown.
+	OfferExpires map[string]time.Time
 }
 
 // Config holds the timing of a router.

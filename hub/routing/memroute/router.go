@@ -440,12 +440,15 @@ func (r *Router) Snapshot(ctx context.Context, instanceID string) (routing.Snaps
 		s.Queues[team] = ids
 	}
 	for id, ag := range in.agents {
-		st := routing.AgentState{Status: ag.status, Present: ag.presentUntil > now, Capacity: ag.capacity}
+		st := routing.AgentState{Status: ag.status, Present: ag.presentUntil > now, Capacity: ag.capacity, OfferExpires: map[string]time.Time{}}
 		for tid, state := range ag.held {
 			if state == assigned {
 				st.Assigned = append(st.Assigned, tid)
 			} else {
 				st.Offered = append(st.Offered, tid)
+				if tk := in.tickets[tid]; tk != nil {
+					st.OfferExpires[tid] = time.UnixMilli(tk.offerExp)
+				}
 			}
 		}
 		sort.Strings(st.Assigned)

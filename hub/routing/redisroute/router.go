@@ -340,7 +340,7 @@ func decodeSnapshot(res []any) (routing.Snapshot, error) {
 	}
 	for _, a := range agents {
 		row, ok := a.([]any)
-		if !ok || len(row) != 5 {
+		if !ok || len(row) != 6 {
 			return s, bad
 		}
 		fields, err := stringList([]any{row[0], row[1], row[2], row[3]})
@@ -355,13 +355,26 @@ func decodeSnapshot(res []any) (routing.Snapshot, error) {
 		if err != nil {
 			return s, bad
 		}
-		st := routing.AgentState{Status: routing.Status(fields[1]), Present: fields[2] == "1", Capacity: capacity}
+		exps, err := stringList(row[5])
+		if err != nil {
+			return s, bad
+		}
+		st := routing.AgentState{Status: routing.Status(fields[1]), Present: fields[2] == "1", Capacity: capacity, OfferExpires: map[string]time.Time{}}
 		for i := 0; i < len(held); i += 2 {
 			if held[i+1] == "a" {
 				st.Assigned = append(st.Assigned, held[i])
-			} else {
-				st.Offered = append(st.Offered, held[i])
+				continue
 			}
+			if len(exps) == 0 {
+				return s, bad
+			}
+			ms, err := strconv.ParseInt(exps[0], 10, 64)
+			if err != nil {
+				return s, bad
+			}
+			exps = exps[1:]
+			st.Offered = append(st.Offered, held[i])
+			st.OfferExpires[held[i]] = time.UnixMilli(ms)
 		}
 		sort.Strings(st.Assigned)
 		sort.Strings(st.Offered)

@@ -487,7 +487,15 @@ for _, aid in ipairs(redis.call('SMEMBERS', k.agents)) do
   local a = redis.call('HMGET', akey(k, aid), 'status', 'exp', 'cap')
   local present = '0'
   if tonumber(a[2]) > NOW then present = '1' end
-  agents[#agents + 1] = {aid, a[1], present, a[3], redis.call('HGETALL', heldkey(k, aid))}
+  local held = redis.call('HGETALL', heldkey(k, aid))
+  -- Each offer's deadline, in the order of the offers among held.
+  local exps = {}
+  for i = 1, #held, 2 do
+    if held[i + 1] == 'o' then
+      exps[#exps + 1] = redis.call('HGET', tkey(k, held[i]), 'exp') or '0'
+    end
+  end
+  agents[#agents + 1] = {aid, a[1], present, a[3], held, exps}
 end
 return {queues, agents}
 `

@@ -225,6 +225,24 @@ func (f *fixture) wantAgent(agentID string, want agentState) {
 	if got != want {
 		f.t.Errorf("agent %s\n got  %+v\n want %+v", agentID, got, want)
 	}
+	// Every pending offer has its deadline (a reconnecting client's
+	// countdown), and only offers do.
+	if len(st.OfferExpires) != len(st.Offered) {
+		f.t.Errorf("agent %s: %d offers but deadlines %v", agentID, len(st.Offered), st.OfferExpires)
+	}
+	for _, id := range st.Offered {
+		if exp, ok := st.OfferExpires[id]; !ok || exp.IsZero() {
+			f.t.Errorf("agent %s: offer of %s has no deadline", agentID, id)
+		}
+	}
+}
+
+// wantOfferExpires checks the deadline the snapshot gives an offer.
+func (f *fixture) wantOfferExpires(agentID, ticketID string, want time.Time) {
+	f.t.Helper()
+	if got := f.snap().Agents[agentID].OfferExpires[ticketID]; !got.Equal(want) {
+		f.t.Errorf("offer of %s to %s expires at %v, want %v", ticketID, agentID, got, want)
+	}
 }
 
 func sortedCopy(s []string) []string {

@@ -126,8 +126,12 @@ func testEligibility(t *testing.T, nr NewRouterFunc) {
 		f.enq("t1", "support", 0)
 		f.enq("t2", "support", 0)
 		f.want("back to available", f.hb("a1", 1, "support"), "offered t1 a1")
+		first := f.clock.Now().Add(offerTimeout)
+		f.advance(time.Second)
 		f.want("capacity raised", f.hb("a1", 2, "support"), "offered t2 a1")
 		f.wantAgent("a1", agentState{Status: routing.Available, Present: true, Capacity: 2, Offered: "t1 t2"})
+		f.wantOfferExpires("a1", "t1", first)
+		f.wantOfferExpires("a1", "t2", first.Add(time.Second))
 	})
 }
 
