@@ -246,6 +246,16 @@ func (c *channelHost) Signal(ctx context.Context, s connectors.Signal) error {
 	if s.ConversationID == 0 {
 		return nil
 	}
+	// A conversation whose end user has not written yet is no ticket for
+	// agents (store.OpenThread): a visitor typing their first message
+	// shows once it is sent.
+	t, err := c.h.store.Ticket(ctx, c.ch.InstanceID, s.ConversationID)
+	if err != nil {
+		return fmt.Errorf("signal: %w", err)
+	}
+	if t.LastInboundAt == nil {
+		return nil
+	}
 	c.h.publish(ctx, Update{Type: UpdateTyping, InstanceID: c.ch.InstanceID, TicketID: s.ConversationID, Signal: s.Kind, From: s.From})
 	return nil
 }

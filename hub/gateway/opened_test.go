@@ -10,8 +10,9 @@ import (
 )
 
 // A conversation opened before its end user writes (a visitor opening
-// the live-chat widget) is no ticket for agents yet: nothing is pushed,
-// lists leave it out, and it is not offered. Its first message brings
+// the live-chat widget) is no ticket for agents yet: nothing is pushed
+// (not even the visitor typing), lists leave it out, and it is not
+// offered. Its first message brings
 // it, with the ticket, and it is offered then.
 func TestOpenedConversationComesWithItsFirstMessage(t *testing.T) {
 	e := newEnv(t, envOpts{})
@@ -24,6 +25,10 @@ func TestOpenedConversationComesWithItsFirstMessage(t *testing.T) {
 		Contact: connectors.Identity{ExternalID: "vis-conv-1", DisplayName: "Visitor conv-1"}})
 	if err != nil || !th.Created || th.TicketNumber == 0 {
 		t.Fatalf("open: %+v %v", th, err)
+	}
+	typing := connectors.Signal{ChannelID: "acme-chat", ConversationID: th.ConversationID, ThreadKey: "conv-1", Kind: "typing", From: "Visitor conv-1"}
+	if err := tc.host().Signal(e.ctx, typing); err != nil {
+		t.Fatal(err)
 	}
 	e.fence("acme", ravi)
 	for _, m := range ravi.all() {
@@ -49,6 +54,10 @@ func TestOpenedConversationComesWithItsFirstMessage(t *testing.T) {
 		t.Fatalf("first message without its ticket: %+v", first)
 	}
 	ravi.waitFor("offer", ofType(hub.UpdateOffer, th.ConversationID))
+	if err := tc.host().Signal(e.ctx, typing); err != nil {
+		t.Fatal(err)
+	}
+	ravi.waitFor("typing", ofType("typing", th.ConversationID))
 	ravi.ok("tickets.list", map[string]any{}, &list)
 	if len(list.Tickets) != 1 || list.Tickets[0].ID != th.ConversationID {
 		t.Fatalf("listed after the first message: %+v", list.Tickets)
