@@ -75,22 +75,24 @@ func TestAuth(t *testing.T) {
 		}
 	})
 
-	t.Run("token in URL refused", func(t *testing.T) {
-		ws, _, err := websocket.DefaultDialer.Dial(e.wsURL+"?token="+token, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ws.Close()
-		_ = ws.SetReadDeadline(time.Now().Add(wait))
-		_, b, err := ws.ReadMessage()
-		if err != nil || !strings.Contains(string(b), CodeUnauthorized) {
-			t.Fatalf("first frame %s, %v", b, err)
-		}
-		_, _, err = ws.ReadMessage()
-		if !websocket.IsCloseError(err, CloseUnauthorized) {
-			t.Fatalf("close: %v", err)
-		}
-	})
+	for _, q := range []string{"?token=", "?Token=", "?ACCESS_TOKEN="} {
+		t.Run("token in URL refused: "+q, func(t *testing.T) {
+			ws, _, err := websocket.DefaultDialer.Dial(e.wsURL+q+token, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ws.Close()
+			_ = ws.SetReadDeadline(time.Now().Add(wait))
+			_, b, err := ws.ReadMessage()
+			if err != nil || !strings.Contains(string(b), CodeUnauthorized) {
+				t.Fatalf("first frame %s, %v", b, err)
+			}
+			_, _, err = ws.ReadMessage()
+			if !websocket.IsCloseError(err, CloseUnauthorized) {
+				t.Fatalf("close: %v", err)
+			}
+		})
+	}
 
 	t.Run("unsupported protocol", func(t *testing.T) {
 		c := e.dial("proto", nil)

@@ -353,9 +353,10 @@ func headerToken(r *http.Request) string {
 // hasURLToken tells whether a client put a token in the URL, where proxies
 // and access logs keep it; such sockets are refused.
 func hasURLToken(u *url.URL) bool {
-	q := u.Query()
-	for _, k := range []string{"token", "access_token", "auth", "authorization"} {
-		if q.Has(k) {
+	for k := range u.Query() {
+		// Whatever its case: "?Token=" is in the URL, and so in logs, too.
+		switch strings.ToLower(k) {
+		case "token", "access_token", "auth", "authorization":
 			return true
 		}
 	}

@@ -231,6 +231,10 @@ func decodeFrame(b []byte) (*frame, *frameError) {
 	if err != nil {
 		return nil, &frameError{code: CodeBadFrame, msg: err.Error()}
 	}
+	keys, err := frameKeys(b)
+	if err != nil {
+		return nil, &frameError{id: id, code: CodeBadFrame, msg: err.Error()}
+	}
 	var typ string
 	if len(env.Type) == 0 || string(env.Type) == "null" {
 		return nil, &frameError{id: id, code: CodeBadFrame, msg: `the frame has no "type"`}
@@ -249,6 +253,9 @@ func decodeFrame(b []byte) (*frame, *frameError) {
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, &frameError{id: id, code: CodeBadFrame, msg: "unexpected data after the JSON object"}
+	}
+	if err := checkKeys(keys, body); err != nil {
+		return nil, &frameError{id: id, code: CodeBadFrame, msg: err.Error()}
 	}
 	if err := validate(body); err != nil {
 		return nil, &frameError{id: id, code: CodeInvalid, msg: err.Error()}
