@@ -422,7 +422,7 @@ func (c *conn) sendMessage(f clientFrame) {
 	}
 	c.enqueue(encode(messageAckFrame{
 		Type: typeMessageAck, ClientID: f.ClientID, MessageID: rc.MessageID,
-		ConversationID: conv, Duplicate: rc.Duplicate, CreatedAt: created,
+		ConversationID: conv, TicketNumber: rc.TicketNumber, Duplicate: rc.Duplicate, CreatedAt: created,
 	}))
 	if rc.Duplicate {
 		// Published when it was first stored.

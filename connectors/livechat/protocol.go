@@ -278,12 +278,15 @@ type sessionReadyFrame struct {
 }
 
 type messageAckFrame struct {
-	Type           string    `json:"type"`
-	ClientID       string    `json:"client_id"`
-	MessageID      int64     `json:"message_id"`
-	ConversationID int64     `json:"conversation_id"`
-	Duplicate      bool      `json:"duplicate,omitempty"`
-	CreatedAt      time.Time `json:"created_at"`
+	Type           string `json:"type"`
+	ClientID       string `json:"client_id"`
+	MessageID      int64  `json:"message_id"`
+	ConversationID int64  `json:"conversation_id"`
+	// TicketNumber is the number agents and mails know the conversation
+	// by; a conversation gets it with its first message.
+	TicketNumber int64     `json:"ticket_number,omitempty"`
+	Duplicate    bool      `json:"duplicate"`
+	CreatedAt    time.Time `json:"created_at"`
 }
 
 type messageNewFrame struct {

@@ -23,7 +23,7 @@ func TestOpenedConversationComesWithItsFirstMessage(t *testing.T) {
 
 	th, err := tc.host().OpenThread(e.ctx, connectors.ThreadOpen{ChannelID: "acme-chat", ThreadKey: "conv-1",
 		Contact: connectors.Identity{ExternalID: "vis-conv-1", DisplayName: "Visitor conv-1"}})
-	if err != nil || !th.Created || th.TicketNumber == 0 {
+	if err != nil || !th.Created || th.TicketNumber != 0 {
 		t.Fatalf("open: %+v %v", th, err)
 	}
 	typing := connectors.Signal{ChannelID: "acme-chat", ConversationID: th.ConversationID, ThreadKey: "conv-1", Kind: "typing", From: "Visitor conv-1"}
@@ -50,7 +50,7 @@ func TestOpenedConversationComesWithItsFirstMessage(t *testing.T) {
 		t.Fatalf("first message: %+v %v", r, err)
 	}
 	first := ravi.waitFor("first message", isMessageNew(r.MessageID))
-	if first.Ticket == nil || first.Ticket.ID != th.ConversationID || first.Ticket.Number != th.TicketNumber {
+	if first.Ticket == nil || first.Ticket.ID != th.ConversationID || first.Ticket.Number == 0 || r.TicketNumber != first.Ticket.Number {
 		t.Fatalf("first message without its ticket: %+v", first)
 	}
 	ravi.waitFor("offer", ofType(hub.UpdateOffer, th.ConversationID))

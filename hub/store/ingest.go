@@ -89,11 +89,11 @@ func (s *Store) ingestOnce(ctx context.Context, recs []*InboundRecord) ([]*Inges
 }
 
 // OpenThread returns the open ticket of a thread key, creating it (with no
-// message yet) if there is none. A ticket so created has its number (a
-// live-chat visitor sees it) but no feed entry and no place in ticket
-// lists until its end user writes: a visitor who opens the widget and
-// leaves is no ticket for anyone to handle. Its first message's feed
-// entry carries it to agents.
+// message yet) if there is none. A ticket so created has no number, no
+// feed entry and no place in ticket lists until its end user writes: a
+// visitor who opens the widget and leaves is no ticket for anyone to
+// handle. Its first message numbers it, and that message's feed entry
+// carries it to agents.
 func (s *Store) OpenThread(ctx context.Context, rec *InboundRecord) (t *Ticket, created bool, err error) {
 	for attempt := 0; attempt < 3; attempt++ {
 		err = s.writeTx(ctx, func(ctx context.Context, tx *txn) error {
@@ -157,6 +157,7 @@ type ingestRun struct {
 	dirty       []*Ticket // stored tickets changed by the run
 	isDirty     map[*Ticket]bool
 	creations   map[*Ticket]*Change // feed entries of new tickets
+	numbering   map[*Ticket]bool    // stored tickets numbered by this run
 }
 
 type chanKey struct{ scope, key string }
@@ -170,6 +171,7 @@ func newIngestRun(s *Store, tx *txn) *ingestRun {
 		idents: map[identKey]*Identity{}, tickets: map[int64]*Ticket{}, threads: map[chanKey]*Ticket{},
 		msgTicket: map[*Message]*Ticket{}, identOf: map[*Identity]*Contact{}, ticketOf: map[*Ticket]*Contact{},
 		msgContact: map[*Message]*Contact{}, isDirty: map[*Ticket]bool{}, creations: map[*Ticket]*Change{},
+		numbering: map[*Ticket]bool{},
 	}
 }
 
@@ -317,6 +319,11 @@ func (r *ingestRun) ingest(ctx context.Context, rec *InboundRecord) (*IngestResu
 	}
 	t.LastMessageAt, t.UpdatedAt = now, now
 	r.touch(t)
+	if t.ID != 0 && t.Number == 0 && !r.numbering[t] {
+		// Opened before its first message (OpenThread): numbered now.
+		r.numbering[t] = true
+		r.tx.newTickets = append(r.tx.newTickets, t)
+	}
 	return res, r.s.addChange(ctx, r.tx, t, ChangeMessage, m)
 }
 
@@ -509,15 +516,23 @@ func (r *ingestRun) openThread(ctx context.Context, rec *InboundRecord, c *Conta
 	return t, true, nil
 }
 
-// unannounced takes back the feed entry of a ticket the run created, for
-// a ticket opened before its first message (OpenThread).
+// unannounced takes back the feed entry and the number of a ticket the
+// run created, for a ticket opened before its first message
+// (OpenThread): both come with that message (ingest), so agents see
+// numbers without gaps where visitors opened the widget and left.
 func (r *ingestRun) unannounced(t *Ticket) {
 	c := r.creations[t]
 	delete(r.creations, t)
 	for i, p := range r.tx.feed {
 		if p.change == c {
 			r.tx.feed = append(r.tx.feed[:i], r.tx.feed[i+1:]...)
-			return
+			break
+		}
+	}
+	for i, nt := range r.tx.newTickets {
+		if nt == t {
+			r.tx.newTickets = append(r.tx.newTickets[:i], r.tx.newTickets[i+1:]...)
+			break
 		}
 	}
 }

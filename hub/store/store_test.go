@@ -537,8 +537,9 @@ func TestMessageUpdatesTicketInPlace(t *testing.T) {
 }
 
 // A conversation opened before its end user writes (a live-chat visitor
-// opening the widget) is numbered but neither listed nor in the feed; its
-// first message brings it to both.
+// opening the widget) is neither numbered, listed nor in the feed; its
+// first message numbers it and brings it to both, so numbers have no gaps
+// for visitors who left without writing.
 func TestOpenedThreadAppearsWithItsFirstMessage(t *testing.T) {
 	open(t, func(t *testing.T, s *store.Store) {
 		ctx := context.Background()
@@ -548,7 +549,7 @@ func TestOpenedThreadAppearsWithItsFirstMessage(t *testing.T) {
 			t.Fatal(err)
 		}
 		tk, created, err := s.OpenThread(ctx, rec("acme", "", "vis-1", ""))
-		if err != nil || !created || tk.Number == 0 {
+		if err != nil || !created || tk.Number != 0 {
 			t.Fatalf("open thread: %+v created=%v err=%v", tk, created, err)
 		}
 		again, created, err := s.OpenThread(ctx, rec("acme", "", "vis-1", ""))
@@ -575,8 +576,13 @@ func TestOpenedThreadAppearsWithItsFirstMessage(t *testing.T) {
 		r := rec("acme", "m1", "vis-1", "hello")
 		r.ConversationID = tk.ID
 		res, err := s.Ingest(ctx, r)
-		if err != nil || res.Ticket.ID != tk.ID {
+		if err != nil || res.Ticket.ID != tk.ID || res.Ticket.Number != 1 {
 			t.Fatalf("first message: %+v err=%v", res, err)
+		}
+		r2 := rec("acme", "m2", "vis-1", "again")
+		r2.ConversationID = tk.ID
+		if res, err := s.Ingest(ctx, r2); err != nil || res.Ticket.Number != 1 {
+			t.Fatalf("second message: %+v err=%v", res, err)
 		}
 		if ids := list(); len(ids) != 1 || ids[0] != tk.ID {
 			t.Fatalf("listed after the first message: %v", ids)
@@ -585,8 +591,13 @@ func TestOpenedThreadAppearsWithItsFirstMessage(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(feed) != 1 || feed[0].Change.Kind != store.ChangeMessage || feed[0].Ticket == nil || feed[0].Ticket.ID != tk.ID {
-			t.Fatalf("feed after the first message: %+v", feed)
+		if len(feed) != 2 {
+			t.Fatalf("feed after two messages: %+v", feed)
+		}
+		for _, e := range feed {
+			if e.Change.Kind != store.ChangeMessage || e.Ticket == nil || e.Ticket.ID != tk.ID || e.Ticket.Number != 1 {
+				t.Fatalf("feed entry %+v (ticket %+v)", e.Change, e.Ticket)
+			}
 		}
 	})
 }
