@@ -47,6 +47,9 @@ type serveOptions struct {
 	SMTPHostname  string
 	SMTPTLSCert   string
 	SMTPTLSKey    string
+	// envErrs holds environment values that could not be read, reported
+	// at start rather than silently replaced by the default.
+	envErrs []error
 }
 
 func serveCommand(o *options) *cobra.Command {
@@ -64,8 +67,8 @@ instance under ./data, routing in-process. With --database postgres://… and
 	f := cmd.Flags()
 	f.StringVar(&so.Demo, "demo", env("SWITCHBOARD_DEMO", "auto"), "seed a demo instance and agent: auto (only on the embedded default), on, off (env SWITCHBOARD_DEMO)")
 	f.StringVar(&so.OperatorToken, "operator-token", env("SWITCHBOARD_OPERATOR_TOKEN", ""), "token for the admin API; default: generated into <data>/operator-token on the embedded default (env SWITCHBOARD_OPERATOR_TOKEN)")
-	f.DurationVar(&so.OfferTimeout, "offer-timeout", envDuration("SWITCHBOARD_OFFER_TIMEOUT", 30*time.Second), "how long an agent has to accept an offered ticket (env SWITCHBOARD_OFFER_TIMEOUT)")
-	f.DurationVar(&so.PresenceTTL, "presence-ttl", envDuration("SWITCHBOARD_PRESENCE_TTL", 45*time.Second), "how long an agent stays present without a heartbeat (env SWITCHBOARD_PRESENCE_TTL)")
+	f.DurationVar(&so.OfferTimeout, "offer-timeout", so.envDuration("SWITCHBOARD_OFFER_TIMEOUT", 30*time.Second), "how long an agent has to accept an offered ticket (env SWITCHBOARD_OFFER_TIMEOUT)")
+	f.DurationVar(&so.PresenceTTL, "presence-ttl", so.envDuration("SWITCHBOARD_PRESENCE_TTL", 45*time.Second), "how long an agent stays present without a heartbeat (env SWITCHBOARD_PRESENCE_TTL)")
 	f.StringVar(&so.RedisPrefix, "redis-prefix", env("SWITCHBOARD_REDIS_PREFIX", "sb:"), "prefix of every Redis key and channel, to share one Redis between deployments (env SWITCHBOARD_REDIS_PREFIX)")
 	f.StringVar(&so.DebugAddr, "debug-addr", env("SWITCHBOARD_DEBUG_ADDR", ""), "serve Go's pprof profiles on this separate address, e.g. 127.0.0.1:6060; off when empty (env SWITCHBOARD_DEBUG_ADDR)")
 	f.StringVar(&so.PublicURL, "public-url", env("SWITCHBOARD_PUBLIC_URL", ""), "the URL users reach this node at, for printed links (env SWITCHBOARD_PUBLIC_URL)")
@@ -76,13 +79,17 @@ instance under ./data, routing in-process. With --database postgres://… and
 	return cmd
 }
 
-func envDuration(name string, def time.Duration) time.Duration {
-	if v := os.Getenv(name); v != "" {
-		if d, err := time.ParseDuration(v); err == nil {
-			return d
-		}
+func (so *serveOptions) envDuration(name string, def time.Duration) time.Duration {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
 	}
-	return def
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		so.envErrs = append(so.envErrs, fmt.Errorf("%s=%q: not a duration (e.g. 45s, 2m); fix or unset it", name, v))
+		return def
+	}
+	return d
 }
 
 // registry lists the channel kinds this binary carries. smtp is the
@@ -113,6 +120,9 @@ func heartbeatFor(ttl time.Duration) time.Duration {
 }
 
 func serve(ctx context.Context, o *serveOptions) error {
+	if err := errors.Join(o.envErrs...); err != nil {
+		return err
+	}
 	if o.PresenceTTL < minPresenceTTL {
 		return fmt.Errorf("--presence-ttl %s: must be at least %s (agents renew their presence every third of it)", o.PresenceTTL, minPresenceTTL)
 	}

@@ -36,3 +36,16 @@ func TestServeRefusesUnworkableTimings(t *testing.T) {
 		}
 	}
 }
+
+// A duration in the environment that cannot be read stops the start with
+// its name, rather than passing for the default.
+func TestServeRefusesUnreadableEnvironment(t *testing.T) {
+	t.Setenv("SWITCHBOARD_PRESENCE_TTL", "forty-five")
+	so := &serveOptions{}
+	so.PresenceTTL = so.envDuration("SWITCHBOARD_PRESENCE_TTL", 45*time.Second)
+	so.OfferTimeout = 30 * time.Second
+	err := serve(context.Background(), so)
+	if err == nil || !strings.Contains(err.Error(), `SWITCHBOARD_PRESENCE_TTL="forty-five": not a duration`) {
+		t.Fatalf("error %v", err)
+	}
+}
