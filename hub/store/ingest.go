@@ -320,9 +320,10 @@ func (r *ingestRun) ingest(ctx context.Context, rec *InboundRecord) (*IngestResu
 	t.LastMessageAt, t.UpdatedAt = now, now
 	r.touch(t)
 	if t.ID != 0 && t.Number == 0 && !r.numbering[t] {
-		// Opened before its first message (OpenThread): numbered now.
+		// Opened before its first message (OpenThread): numbered now,
+		// unless another transaction got there first (flushFeed).
 		r.numbering[t] = true
-		r.tx.newTickets = append(r.tx.newTickets, t)
+		r.tx.firstMessage = append(r.tx.firstMessage, t)
 	}
 	return res, r.s.addChange(ctx, r.tx, t, ChangeMessage, m)
 }

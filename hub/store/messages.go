@@ -28,6 +28,9 @@ type txn struct {
 	bun.Tx
 	feed       []pending
 	newTickets []*Ticket // numbered at the end, like the feed
+	// firstMessage holds stored tickets that had no number when read and
+	// got their first message in this transaction (OpenThread, D14).
+	firstMessage []*Ticket
 }
 
 type pending struct {
@@ -61,6 +64,9 @@ func (s *Store) addChange(_ context.Context, tx *txn, t *Ticket, kind string, m 
 // instance, in instance-id order (so two transactions never wait on each
 // other's instance rows), and inserts the changes.
 func (s *Store) flushFeed(ctx context.Context, tx *txn) error {
+	if err := s.numberFirstMessages(ctx, tx); err != nil {
+		return err
+	}
 	if len(tx.feed) == 0 && len(tx.newTickets) == 0 {
 		return nil
 	}
@@ -120,6 +126,45 @@ func (s *Store) flushFeed(ctx context.Context, tx *txn) error {
 		return fmt.Errorf("record changes: %w", err)
 	}
 	tx.feed = nil
+	return nil
+}
+
+// numberFirstMessages queues for numbering the stored tickets that got
+// their first message in this transaction, unless another transaction
+// numbered one since it was read: the visitor's other tab, writing at the
+// same moment through another node. That transaction has committed by
+// now: this one has updated the ticket (ingest's flush), so it holds the
+// row, and a read now sees the other's number, which the ticket keeps.
+func (s *Store) numberFirstMessages(ctx context.Context, tx *txn) error {
+	if len(tx.firstMessage) == 0 {
+		return nil
+	}
+	ids := make([]int64, len(tx.firstMessage))
+	for i, t := range tx.firstMessage {
+		ids[i] = t.ID
+	}
+	var rows []struct {
+		ID     int64
+		Number *int64
+	}
+	q := tx.NewSelect().Model((*Ticket)(nil)).Column("id", "number").Where("id IN (?)", bun.List(ids))
+	if err := s.forUpdate(q).Scan(ctx, &rows); err != nil {
+		return fmt.Errorf("ticket numbers: %w", err)
+	}
+	number := make(map[int64]int64, len(rows))
+	for _, r := range rows {
+		if r.Number != nil {
+			number[r.ID] = *r.Number
+		}
+	}
+	for _, t := range tx.firstMessage {
+		if n := number[t.ID]; n != 0 {
+			t.Number = n
+		} else {
+			tx.newTickets = append(tx.newTickets, t)
+		}
+	}
+	tx.firstMessage = nil
 	return nil
 }
 

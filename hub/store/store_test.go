@@ -601,3 +601,64 @@ func TestOpenedThreadAppearsWithItsFirstMessage(t *testing.T) {
 		}
 	})
 }
+
+// Two tabs of one visitor, on two nodes, send their first messages at the
+// same moment: two transactions find the opened conversation without a
+// number. It gets one number, both messages report it, and numbers stay
+// dense (D14).
+func TestFirstMessagesRacingNumberOnce(t *testing.T) {
+	open(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		seed(t, s, "acme")
+		const convs = 20
+		got := map[int64][]int64{} // ticket id → numbers its messages reported
+		var mu sync.Mutex
+		for i := range convs {
+			thread := fmt.Sprintf("vis-%d", i)
+			tk, _, err := s.OpenThread(ctx, rec("acme", "", thread, ""))
+			if err != nil {
+				t.Fatal(err)
+			}
+			start := make(chan struct{})
+			var wg sync.WaitGroup
+			for tab := range 2 {
+				wg.Go(func() {
+					r := rec("acme", fmt.Sprintf("m-%d-%d", i, tab), thread, "hello")
+					r.ConversationID = tk.ID
+					<-start
+					res, err := s.Ingest(ctx, r)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					mu.Lock()
+					got[res.Ticket.ID] = append(got[res.Ticket.ID], res.Ticket.Number)
+					mu.Unlock()
+				})
+			}
+			close(start)
+			wg.Wait()
+		}
+		ts, err := s.Tickets(ctx, "acme", store.TicketFilter{Limit: 500})
+		if err != nil {
+			t.Fatal(err)
+		}
+		numbers := map[int64]bool{}
+		for _, tk := range ts {
+			for _, n := range got[tk.ID] {
+				if n != tk.Number {
+					t.Errorf("ticket %d is number %d, a message reported %d", tk.ID, tk.Number, n)
+				}
+			}
+			numbers[tk.Number] = true
+		}
+		if len(ts) != convs {
+			t.Fatalf("%d tickets, want %d", len(ts), convs)
+		}
+		for n := int64(1); n <= convs; n++ {
+			if !numbers[n] {
+				t.Errorf("number %d missing: numbers %v", n, numbers)
+			}
+		}
+	})
+}
