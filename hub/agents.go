@@ -80,7 +80,21 @@ func (h *Hub) SignOut(ctx context.Context, a *store.Agent) error {
 // ticketOf loads a ticket of the agent's instance; another instance's
 // ticket is simply not found (tenant isolation).
 func (h *Hub) ticketOf(ctx context.Context, a *store.Agent, ticketID int64) (*store.Ticket, error) {
-	return h.store.Ticket(ctx, a.InstanceID, ticketID)
+	return h.ticket(ctx, a.InstanceID, ticketID)
+}
+
+// ticket returns a ticket of the instance as agents and API clients may
+// see it: a conversation whose end user has not written yet is no ticket
+// (D14), so it is not found, as it is not listed.
+func (h *Hub) ticket(ctx context.Context, instanceID string, ticketID int64) (*store.Ticket, error) {
+	t, err := h.store.Ticket(ctx, instanceID, ticketID)
+	if err != nil {
+		return nil, err
+	}
+	if t.LastInboundAt == nil {
+		return nil, fmt.Errorf("ticket %d: %w", ticketID, store.ErrNotFound)
+	}
+	return t, nil
 }
 
 // Accept takes an offered ticket.
@@ -132,7 +146,7 @@ func (h *Hub) Note(ctx context.Context, a *store.Agent, ticketID int64, c Compos
 // row in one transaction, notification, routing's answered mark, outbox
 // wake-up.
 func (h *Hub) compose(ctx context.Context, by byline, ticketID int64, c Compose, note bool) (*store.Message, error) {
-	t, err := h.store.Ticket(ctx, by.instanceID, ticketID)
+	t, err := h.ticket(ctx, by.instanceID, ticketID)
 	if err != nil {
 		return nil, err
 	}
@@ -229,7 +243,7 @@ func (h *Hub) SetStatus(ctx context.Context, a *store.Agent, ticketID int64, sta
 
 // setStatus is SetStatus within an instance, for agents and API clients.
 func (h *Hub) setStatus(ctx context.Context, instanceID string, ticketID int64, status string) (*store.Ticket, error) {
-	if _, err := h.store.Ticket(ctx, instanceID, ticketID); err != nil {
+	if _, err := h.ticket(ctx, instanceID, ticketID); err != nil {
 		return nil, err
 	}
 	switch status {
@@ -297,7 +311,7 @@ func (h *Hub) Ticket(ctx context.Context, a *store.Agent, ticketID int64) (*Tick
 
 // ticketView is Ticket within an instance, for agents and API clients.
 func (h *Hub) ticketView(ctx context.Context, instanceID string, ticketID int64) (*TicketView, error) {
-	t, err := h.store.Ticket(ctx, instanceID, ticketID)
+	t, err := h.ticket(ctx, instanceID, ticketID)
 	if err != nil {
 		return nil, err
 	}

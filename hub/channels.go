@@ -247,13 +247,13 @@ func (c *channelHost) Signal(ctx context.Context, s connectors.Signal) error {
 		return nil
 	}
 	// A conversation whose end user has not written yet is no ticket for
-	// agents (store.OpenThread): a visitor typing their first message
-	// shows once it is sent.
+	// agents (D14): a visitor typing their first message shows once it is
+	// sent. A closed one is over: the visitor's next message opens another.
 	t, err := c.h.store.Ticket(ctx, c.ch.InstanceID, s.ConversationID)
 	if err != nil {
 		return fmt.Errorf("signal: %w", err)
 	}
-	if t.LastInboundAt == nil {
+	if t.LastInboundAt == nil || t.Status == store.StatusClosed {
 		return nil
 	}
 	c.h.publish(ctx, Update{Type: UpdateTyping, InstanceID: c.ch.InstanceID, TicketID: s.ConversationID, Signal: s.Kind, From: s.From})

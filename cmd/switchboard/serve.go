@@ -113,10 +113,11 @@ func must(err error) {
 const minPresenceTTL = 3 * time.Second
 
 // heartbeatFor returns how often the gateway renews an agent's presence:
-// 15 s, or a third of a shorter TTL, so that an agent with a live socket
+// 15 s, or a third of a shorter TTL in whole seconds (as the agent
+// protocol's ready frame states it), so that an agent with a live socket
 // never lapses between two renewals (a lost one included).
 func heartbeatFor(ttl time.Duration) time.Duration {
-	return min(15*time.Second, ttl/3)
+	return min(15*time.Second, (ttl / 3).Truncate(time.Second))
 }
 
 func serve(ctx context.Context, o *serveOptions) error {

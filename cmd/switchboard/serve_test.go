@@ -14,6 +14,7 @@ func TestHeartbeatFollowsPresenceTTL(t *testing.T) {
 		{45 * time.Second, 15 * time.Second},
 		{2 * time.Minute, 15 * time.Second},
 		{30 * time.Second, 10 * time.Second},
+		{10 * time.Second, 3 * time.Second},
 		{3 * time.Second, time.Second},
 	} {
 		if got := heartbeatFor(tc.ttl); got != tc.want {

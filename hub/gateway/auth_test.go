@@ -75,7 +75,7 @@ func TestAuth(t *testing.T) {
 		}
 	})
 
-	for _, q := range []string{"?token=", "?Token=", "?ACCESS_TOKEN="} {
+	for _, q := range []string{"?token=", "?Token=", "?ACCESS_TOKEN=", "?x=1;token=", "?%74oken="} {
 		t.Run("token in URL refused: "+q, func(t *testing.T) {
 			ws, _, err := websocket.DefaultDialer.Dial(e.wsURL+q+token, nil)
 			if err != nil {

@@ -353,8 +353,14 @@ func headerToken(r *http.Request) string {
 // hasURLToken tells whether a client put a token in the URL, where proxies
 // and access logs keep it; such sockets are refused.
 func hasURLToken(u *url.URL) bool {
-	for k := range u.Query() {
-		// Whatever its case: "?Token=" is in the URL, and so in logs, too.
+	// Read the raw query: url.Query drops a pair with a ';' in it, and a
+	// token there is in the URL (and so in logs) all the same. The name's
+	// case does not matter for the same reason.
+	for _, pair := range strings.FieldsFunc(u.RawQuery, func(r rune) bool { return r == '&' || r == ';' }) {
+		k, _, _ := strings.Cut(pair, "=")
+		if uk, err := url.QueryUnescape(k); err == nil {
+			k = uk
+		}
 		switch strings.ToLower(k) {
 		case "token", "access_token", "auth", "authorization":
 			return true

@@ -41,6 +41,9 @@ func TestOpenedConversationComesWithItsFirstMessage(t *testing.T) {
 	if len(list.Tickets) != 0 {
 		t.Fatalf("listed before the first message: %+v", list.Tickets)
 	}
+	// Nor can it be reached by its id, to read or to answer.
+	ravi.fails("ticket.get", map[string]any{"ticket_id": th.ConversationID}, CodeNotFound)
+	ravi.fails("message.reply", map[string]any{"ticket_id": th.ConversationID, "text": "Can I help?"}, CodeNotFound)
 
 	r, err := tc.host().Deliver(e.ctx, connectors.Inbound{
 		ExternalID: "m1", ThreadKey: "conv-1", ConversationID: th.ConversationID, Text: "hello", SentAt: time.Now(),
