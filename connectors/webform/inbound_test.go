@@ -324,6 +324,28 @@ func TestLongestMessageFitsDefaultLimit(t *testing.T) {
 	}
 }
 
+// With many long extra fields the default limit grows to hold them all,
+// full, in four-byte characters, %-encoded.
+func TestLongestSubmissionWithExtraFieldsFits(t *testing.T) {
+	var fields []string
+	for i := range 20 {
+		fields = append(fields, fmt.Sprintf(`{"name":"f%d","max_length":1000}`, i))
+	}
+	f := newFixture(t, `{"extra_fields":[`+strings.Join(fields, ",")+`]}`)
+	vals := url.Values{"name": {strings.Repeat("😀", maxNameLength/4)}, "email": {"a@example.org"},
+		"subject": {strings.Repeat("😀", maxSubjectLength)}, "message": {strings.Repeat("😀", maxMessageLength)}}
+	for i := range 20 {
+		vals.Set(fmt.Sprintf("f%d", i), strings.Repeat("😀", 1000))
+	}
+	body := vals.Encode()
+	if len(body) <= 256<<10 {
+		t.Fatalf("the body is only %d bytes: the case needs one over the plain default", len(body))
+	}
+	if r := f.postForm(t, body, acceptJSON); r.status != http.StatusCreated {
+		t.Fatalf("status %d: %s", r.status, r.body)
+	}
+}
+
 // TestRateLimit: the 6th post within a minute from one address gets 429
 // with Retry-After; tokens come back with time; other addresses are not
 // affected.

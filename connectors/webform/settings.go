@@ -25,9 +25,10 @@ type Settings struct {
 	// ExtraFields are further fields the form asks for; their values are
 	// kept in Inbound.Meta under the field name.
 	ExtraFields []ExtraField `json:"extra_fields,omitempty"`
-	// MaxBodyBytes limits the request body. Default 256 KiB (the longest
-	// valid submission, %-encoded: 10,000 characters of up to 4 bytes,
-	// each byte as %XX, is 120,000 bytes), at most 10 MiB.
+	// MaxBodyBytes limits the request body. Default 256 KiB, or more when
+	// extra fields need it: the longest valid submission, %-encoded, always
+	// fits (10,000 characters of up to 4 bytes, each byte as %XX, are
+	// 120,000 bytes). At most 10 MiB.
 	MaxBodyBytes int64 `json:"max_body_bytes,omitempty"`
 	// RateLimit limits submissions per client address.
 	RateLimit RateLimit `json:"rate_limit"`
@@ -68,6 +69,18 @@ type ExtraField struct {
 	Multiline bool   `json:"multiline,omitempty"`
 	// MaxLength in characters; default 200, at most 1,000.
 	MaxLength int `json:"max_length,omitempty"`
+}
+
+// longestSubmission is the size of the longest valid submission sent
+// %-encoded: every field full, in characters of four bytes, each byte as
+// %XX, plus room for the field names, the idempotency key and a multipart
+// body's boundaries.
+func longestSubmission(extra []ExtraField) int64 {
+	chars := maxNameLength + maxSubjectLength + maxMessageLength + maxEmailLength + maxKeyLength
+	for _, f := range extra {
+		chars += f.MaxLength
+	}
+	return int64(chars)*4*3 + 16<<10
 }
 
 // Defaults and bounds of the settings.
@@ -167,7 +180,7 @@ func (s *Settings) normalize() error {
 
 	switch {
 	case s.MaxBodyBytes == 0:
-		s.MaxBodyBytes = DefaultMaxBodyBytes
+		s.MaxBodyBytes = max(DefaultMaxBodyBytes, longestSubmission(s.ExtraFields))
 	case s.MaxBodyBytes < minMaxBodyBytes || s.MaxBodyBytes > maxMaxBodyBytes:
 		return fmt.Errorf("settings.max_body_bytes: must be between %d and %d", minMaxBodyBytes, maxMaxBodyBytes)
 	}
