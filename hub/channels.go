@@ -31,9 +31,7 @@ func (h *Hub) StartChannels(ctx context.Context) error {
 		if !ch.Enabled {
 			continue
 		}
-		if err := h.StartChannel(ctx, ch); err != nil {
-			h.log.Error("channel not started", "channel", ch.ID, "kind", ch.Kind, "err", err)
-		}
+		h.startTracked(ctx, ch)
 	}
 	return nil
 }
@@ -41,6 +39,20 @@ func (h *Hub) StartChannels(ctx context.Context) error {
 // StartChannel builds and starts one channel's connector, replacing a
 // running one.
 func (h *Hub) StartChannel(ctx context.Context, ch store.Channel) error {
+	err := h.startChannel(ctx, ch)
+	// The channel sync does not retry a configuration that failed until
+	// it changes (its error is reported once).
+	h.failedMu.Lock()
+	if err != nil {
+		h.failed[ch.ID] = ch
+	} else {
+		delete(h.failed, ch.ID)
+	}
+	h.failedMu.Unlock()
+	return err
+}
+
+func (h *Hub) startChannel(ctx context.Context, ch store.Channel) error {
 	h.StopChannel(ctx, ch.ID)
 	conn, err := h.registry.Build(connectors.Kind(ch.Kind), connectors.Config{
 		InstanceID: ch.InstanceID,

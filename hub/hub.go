@@ -34,6 +34,11 @@ type Config struct {
 	// SweepInterval is how often routing expiries are processed
 	// (default 1s).
 	SweepInterval time.Duration
+	// ChannelSyncInterval is how often a node compares the channels it
+	// runs with the stored ones (default 30s), for changes it was not
+	// told about: made with the command line, or while the bus was down.
+	// Changes made through any node's admin API reach the others at once.
+	ChannelSyncInterval time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -51,6 +56,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.SweepInterval <= 0 {
 		c.SweepInterval = time.Second
+	}
+	if c.ChannelSyncInterval <= 0 {
+		c.ChannelSyncInterval = 30 * time.Second
 	}
 	return c
 }
@@ -82,9 +90,15 @@ type Hub struct {
 	mu       sync.RWMutex
 	channels map[string]*runningChannel
 
-	kick  chan struct{} // wakes the outbox dispatcher
-	wg    sync.WaitGroup
-	batch *batcher // group commit of inbound messages, while started
+	kick chan struct{} // wakes the outbox dispatcher
+	// syncKick wakes the channel sync (another node changed a channel);
+	// failed holds each channel's configuration that last failed to
+	// start, so the sync does not retry it until it changes.
+	syncKick chan struct{}
+	failedMu sync.Mutex
+	failed   map[string]store.Channel
+	wg       sync.WaitGroup
+	batch    *batcher // group commit of inbound messages, while started
 }
 
 // New builds a hub; it does no I/O.
@@ -107,6 +121,8 @@ func New(d Deps, cfg Config) (*Hub, error) {
 		metrics:  newMetrics(d.Metrics),
 		channels: map[string]*runningChannel{},
 		kick:     make(chan struct{}, 1),
+		syncKick: make(chan struct{}, 1),
+		failed:   map[string]store.Channel{},
 	}, nil
 }
 
@@ -134,6 +150,11 @@ func (h *Hub) Start(ctx context.Context) error {
 	}
 	h.goLoop(ctx, "routing-sweep", h.cfg.SweepInterval, nil, h.sweep)
 	h.goLoop(ctx, "outbox", h.cfg.OutboxInterval, h.kick, h.dispatch)
+	if _, err := h.bus.Subscribe(ctx, channelsTopic, func([]byte) { h.wakeChannelSync() }); err != nil {
+		// The periodic sync still brings other nodes' changes, later.
+		h.log.Warn("subscribe to channel changes", "err", err)
+	}
+	h.goLoop(ctx, "channel-sync", h.cfg.ChannelSyncInterval, h.syncKick, h.syncChannels)
 	return nil
 }
 

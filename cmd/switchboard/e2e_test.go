@@ -358,10 +358,13 @@ func TestC23TwoTabsEachSide(t *testing.T) {
 	tab2 := agentClient(t, n, "agentTab2", p.ravi)
 	tab1.request("presence", map[string]any{"type": "presence", "status": "available"})
 
-	// The visitor was here before (their token is stored); that earlier
-	// conversation is closed, so the racing tabs must open a new one.
+	// The visitor was here before (their token is stored) and wrote; that
+	// earlier conversation is closed, so the racing tabs must open a new
+	// one.
 	first, ready := visitorClient(t, n, "earlier", "acme-chat", "")
 	token := str(ready["token"])
+	first.send(map[string]any{"type": "message.send", "client_id": "e-1", "text": "Hello from last week"})
+	first.waitFor(0, "ack", wait, func(f map[string]any) bool { return f["type"] == "message.ack" && f["client_id"] == "e-1" })
 	first.conn.Close()
 	tab1.request("close-old", map[string]any{"type": "ticket.status", "ticket_id": num(ready["conversation_id"]), "status": "closed"})
 

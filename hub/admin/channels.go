@@ -297,6 +297,7 @@ func (s *Service) apply(ctx context.Context, ch *store.Channel) string {
 	// A connector may live as long as the context it was started with;
 	// the request's context ends with the request.
 	ctx = context.WithoutCancel(ctx)
+	defer s.run.ChannelsChanged(ctx)
 	if !ch.Enabled {
 		s.run.StopChannel(ctx, ch.ID)
 		return ""
@@ -525,6 +526,7 @@ func (s *Service) DeleteChannel(ctx context.Context, instanceID, id string) erro
 	}
 	if s.run != nil {
 		s.run.StopChannel(context.WithoutCancel(ctx), id)
+		s.run.ChannelsChanged(context.WithoutCancel(ctx))
 	}
 	s.log.InfoContext(ctx, "channel deleted", "instance", instanceID, "channel", id)
 	return nil

@@ -131,6 +131,8 @@ func (r *fakeRunner) StopChannel(_ context.Context, id string) {
 	r.calls = append(r.calls, "stop "+id)
 }
 
+func (r *fakeRunner) ChannelsChanged(context.Context) {}
+
 func (r *fakeRunner) take() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()

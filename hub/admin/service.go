@@ -20,6 +20,9 @@ import (
 type ChannelRunner interface {
 	StartChannel(ctx context.Context, ch store.Channel) error
 	StopChannel(ctx context.Context, id string)
+	// ChannelsChanged tells the other nodes, which then sync their
+	// channels with the store.
+	ChannelsChanged(ctx context.Context)
 }
 
 var _ ChannelRunner = (*hub.Hub)(nil)
