@@ -27,6 +27,8 @@ func (h *Hub) StartChannels(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("load channels: %w", err)
 	}
+	h.lifecycle.Lock()
+	defer h.lifecycle.Unlock()
 	for _, ch := range chs {
 		if !ch.Enabled {
 			continue
@@ -37,14 +39,29 @@ func (h *Hub) StartChannels(ctx context.Context) error {
 }
 
 // StartChannel builds and starts one channel's connector, replacing a
-// running one.
+// running one. A channel already running with the same configuration is
+// left as it is (its sockets stay); only the replies waiting for it are
+// woken.
 func (h *Hub) StartChannel(ctx context.Context, ch store.Channel) error {
+	h.lifecycle.Lock()
+	defer h.lifecycle.Unlock()
+	return h.startLocked(ctx, ch)
+}
+
+// startLocked is StartChannel under h.lifecycle, which makes starts and
+// stops of channels one at a time: two restarts of one channel at once
+// would each build a connector, and one would run on unseen.
+func (h *Hub) startLocked(ctx context.Context, ch store.Channel) error {
+	if rc := h.channel(ch.ID); rc != nil && sameChannelConfig(rc.ch, ch) {
+		h.wakeWaiting(ctx, ch.InstanceID)
+		return nil
+	}
 	err := h.startChannel(ctx, ch)
-	// The channel sync does not retry a configuration that failed until
-	// it changes (its error is reported once).
+	// The channel sync retries a configuration that failed, and reports
+	// it again only when its error changes.
 	h.failedMu.Lock()
 	if err != nil {
-		h.failed[ch.ID] = ch
+		h.failed[ch.ID] = failedChannel{ch: ch, err: err.Error()}
 	} else {
 		delete(h.failed, ch.ID)
 	}
@@ -53,7 +70,7 @@ func (h *Hub) StartChannel(ctx context.Context, ch store.Channel) error {
 }
 
 func (h *Hub) startChannel(ctx context.Context, ch store.Channel) error {
-	h.StopChannel(ctx, ch.ID)
+	h.stopLocked(ctx, ch.ID)
 	conn, err := h.registry.Build(connectors.Kind(ch.Kind), connectors.Config{
 		InstanceID: ch.InstanceID,
 		ChannelID:  ch.ID,
@@ -80,17 +97,30 @@ func (h *Hub) startChannel(ctx context.Context, ch store.Channel) error {
 	h.channels[ch.ID] = rc
 	h.mu.Unlock()
 	h.log.Info("channel started", "channel", ch.ID, "kind", ch.Kind, "instance", ch.InstanceID)
-	// Replies waiting for a channel like this one go now, not at their
-	// next retry.
-	if err := h.store.WakeWaiting(ctx, ch.InstanceID); err != nil {
-		h.log.Warn("wake waiting replies", "instance", ch.InstanceID, "err", err)
+	h.wakeWaiting(ctx, ch.InstanceID)
+	return nil
+}
+
+// wakeWaiting sends the instance's replies waiting for a channel like one
+// just started now, not at their next retry.
+func (h *Hub) wakeWaiting(ctx context.Context, instanceID string) {
+	if err := h.store.WakeWaiting(ctx, instanceID); err != nil {
+		h.log.Warn("wake waiting replies", "instance", instanceID, "err", err)
 	}
 	h.wakeOutbox()
-	return nil
 }
 
 // StopChannel stops a running channel, if any.
 func (h *Hub) StopChannel(ctx context.Context, id string) {
+	h.lifecycle.Lock()
+	defer h.lifecycle.Unlock()
+	h.stopLocked(ctx, id)
+}
+
+func (h *Hub) stopLocked(ctx context.Context, id string) {
+	h.failedMu.Lock()
+	delete(h.failed, id)
+	h.failedMu.Unlock()
 	h.mu.Lock()
 	rc := h.channels[id]
 	delete(h.channels, id)

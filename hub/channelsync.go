@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"strings"
 
 	"github.com/switchboard-hub/switchboard/hub/store"
 )
@@ -27,55 +28,100 @@ func (h *Hub) wakeChannelSync() {
 	}
 }
 
+// failedChannel is a channel's configuration that failed to start, with
+// the error last reported.
+type failedChannel struct {
+	ch  store.Channel
+	err string
+}
+
 // syncChannels brings this node's running channels in line with the
 // store: a channel added, changed, disabled or deleted elsewhere (another
 // node's admin API, the command line) is started, restarted or stopped
-// here too. A configuration that failed to start is not tried again until
-// it changes (its error was logged once).
+// here too. Every stop comes before every start, so a channel that gives
+// up an address or a mailbox frees it before another takes it. A channel
+// that failed to start is tried again each time (what it needs may have
+// been freed since), and reported again only when its error changes.
 func (h *Hub) syncChannels(ctx context.Context) {
 	chs, err := h.store.Channels(ctx, "")
 	if err != nil {
 		h.log.Warn("channel sync: load channels", "err", err)
 		return
 	}
-	want := make(map[string]store.Channel, len(chs))
-	for _, ch := range chs {
-		if ch.Enabled {
-			want[ch.ID] = ch
-		}
-	}
+	h.lifecycle.Lock()
+	defer h.lifecycle.Unlock()
 	h.mu.RLock()
 	running := make(map[string]store.Channel, len(h.channels))
 	for id, rc := range h.channels {
 		running[id] = rc.ch
 	}
 	h.mu.RUnlock()
-	for id := range running {
-		if _, ok := want[id]; !ok {
-			h.log.Info("channel sync: stopping a channel disabled or deleted elsewhere", "channel", id)
-			h.StopChannel(ctx, id)
+	want := map[string]bool{}
+	var start, retry []store.Channel
+	for _, ch := range chs { // in id order
+		if !ch.Enabled {
+			continue
+		}
+		want[ch.ID] = true
+		h.failedMu.Lock()
+		f, failed := h.failed[ch.ID]
+		h.failedMu.Unlock()
+		switch cur, ok := running[ch.ID]; {
+		case ok && sameChannelConfig(cur, ch):
+		case failed && sameChannelConfig(f.ch, ch):
+			retry = append(retry, ch)
+		default:
+			start = append(start, ch)
 		}
 	}
-	for id, ch := range want {
-		if cur, ok := running[id]; ok && sameChannelConfig(cur, ch) {
+	for id, cur := range running {
+		if !want[id] {
+			h.log.Info("channel sync: stopping a channel disabled or deleted elsewhere", "channel", id)
+			h.stopLocked(ctx, id)
 			continue
 		}
-		h.failedMu.Lock()
-		f, failed := h.failed[id]
-		h.failedMu.Unlock()
-		if failed && sameChannelConfig(f, ch) {
-			continue
+		for _, ch := range start {
+			if ch.ID == id && !sameChannelConfig(cur, ch) {
+				h.stopLocked(ctx, id)
+			}
 		}
-		h.log.Info("channel sync: starting a channel added or changed elsewhere", "channel", id, "kind", ch.Kind)
+	}
+	for _, ch := range start {
+		h.log.Info("channel sync: starting a channel added or changed elsewhere", "channel", ch.ID, "kind", ch.Kind)
+		h.startTracked(ctx, ch)
+	}
+	for _, ch := range retry {
 		h.startTracked(ctx, ch)
 	}
 }
 
-// startTracked starts a channel and logs its failure.
+// startTracked starts a channel (under h.lifecycle) and reports a
+// failure, unless it is the one reported last time.
 func (h *Hub) startTracked(ctx context.Context, ch store.Channel) {
-	if err := h.StartChannel(ctx, ch); err != nil {
-		h.log.Error("channel not started", "channel", ch.ID, "kind", ch.Kind, "err", err)
+	h.failedMu.Lock()
+	last := h.failed[ch.ID].err
+	h.failedMu.Unlock()
+	err := h.startLocked(ctx, ch)
+	switch {
+	case err == nil && last != "":
+		h.log.Info("channel started after an earlier failure", "channel", ch.ID, "kind", ch.Kind)
+	case err != nil && err.Error() != last:
+		h.log.Error("channel not started", "channel", ch.ID, "kind", ch.Kind, "err", redactSecrets(err.Error(), ch))
+	case err != nil:
+		h.log.Debug("channel still not started", "channel", ch.ID, "kind", ch.Kind, "err", redactSecrets(err.Error(), ch))
 	}
+}
+
+// redactSecrets removes the channel's secret values from a connector's
+// error before it is logged: secrets never appear in logs, even if a
+// connector quotes one.
+func redactSecrets(msg string, ch store.Channel) string {
+	for _, v := range ch.SecretMap() {
+		if len(v) >= 4 {
+			msg = strings.ReplaceAll(msg, v, "[redacted]")
+		}
+	}
+	return msg
 }
 
 // sameChannelConfig reports whether two versions of a channel would run

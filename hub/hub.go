@@ -95,10 +95,12 @@ type Hub struct {
 	// failed holds each channel's configuration that last failed to
 	// start, so the sync does not retry it until it changes.
 	syncKick chan struct{}
-	failedMu sync.Mutex
-	failed   map[string]store.Channel
-	wg       sync.WaitGroup
-	batch    *batcher // group commit of inbound messages, while started
+	// lifecycle makes channel starts and stops one at a time.
+	lifecycle sync.Mutex
+	failedMu  sync.Mutex
+	failed    map[string]failedChannel
+	wg        sync.WaitGroup
+	batch     *batcher // group commit of inbound messages, while started
 }
 
 // New builds a hub; it does no I/O.
@@ -122,7 +124,7 @@ func New(d Deps, cfg Config) (*Hub, error) {
 		channels: map[string]*runningChannel{},
 		kick:     make(chan struct{}, 1),
 		syncKick: make(chan struct{}, 1),
-		failed:   map[string]store.Channel{},
+		failed:   map[string]failedChannel{},
 	}, nil
 }
 

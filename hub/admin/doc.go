@@ -24,8 +24,9 @@
 //     SHA-256 is stored (hub.NewToken).
 //
 // A running node is told about channel changes through the optional
-// ChannelRunner (*hub.Hub is one); other nodes, and the node beside which
-// the CLI runs, pick the change up on their next start.
+// ChannelRunner (*hub.Hub is one), which applies them and announces them
+// to the other nodes; without a runner (the CLI), running nodes pick the
+// change up at their periodic channel sync.
 //
 // It imports hub (tokens, the runner guard), hub/store and connectors; it
 // must not import a connector implementation or cmd.

@@ -69,18 +69,35 @@ func (s *Store) UpdateChannel(ctx context.Context, ch *Channel) error {
 // DeleteChannel removes a channel that has no tickets; channels with
 // history are disabled instead.
 func (s *Store) DeleteChannel(ctx context.Context, instanceID, id string) error {
-	n, err := s.DB.NewSelect().Model((*Ticket)(nil)).Where("channel_id = ? AND instance_id = ?", id, instanceID).Count(ctx)
-	if err != nil {
-		return err
-	}
-	if n > 0 {
-		return fmt.Errorf("channel %s has %d tickets; disable it instead: %w", id, n, ErrConflict)
-	}
-	if _, err := s.DB.NewDelete().Model((*ChannelState)(nil)).Where("channel_id = ?", id).Exec(ctx); err != nil {
-		return err
-	}
-	res, err := s.DB.NewDelete().Model((*Channel)(nil)).Where("id = ? AND instance_id = ?", id, instanceID).Exec(ctx)
-	return affected(res, err, "channel "+id)
+	return s.DB.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		// Conversations opened and never written in are no tickets (D14):
+		// they go with the channel, with the visitors' identities on it and
+		// the contacts left with nothing. A ticket with any message keeps
+		// the channel.
+		n, err := tx.NewSelect().Model((*Ticket)(nil)).
+			Where("t.channel_id = ? AND t.instance_id = ?", id, instanceID).
+			Where("(t.last_inbound_at IS NOT NULL OR EXISTS (SELECT 1 FROM messages AS m WHERE m.ticket_id = t.id))").Count(ctx)
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			return fmt.Errorf("channel %s has %d tickets; disable it instead: %w", id, n, ErrConflict)
+		}
+		for _, q := range []*bun.DeleteQuery{
+			tx.NewDelete().Model((*Ticket)(nil)).Where("channel_id = ? AND instance_id = ?", id, instanceID),
+			tx.NewDelete().Model((*Identity)(nil)).Where("channel_id = ? AND instance_id = ?", id, instanceID),
+			tx.NewDelete().Model((*Contact)(nil)).Where("instance_id = ?", instanceID).
+				Where("NOT EXISTS (SELECT 1 FROM contact_identities AS ci WHERE ci.contact_id = contact.id)").
+				Where("NOT EXISTS (SELECT 1 FROM tickets AS tk WHERE tk.contact_id = contact.id)"),
+			tx.NewDelete().Model((*ChannelState)(nil)).Where("channel_id = ?", id),
+		} {
+			if _, err := q.Exec(ctx); err != nil {
+				return err
+			}
+		}
+		res, err := tx.NewDelete().Model((*Channel)(nil)).Where("id = ? AND instance_id = ?", id, instanceID).Exec(ctx)
+		return affected(res, err, "channel "+id)
+	})
 }
 
 // SecretMap decodes a channel's secrets.

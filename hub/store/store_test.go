@@ -662,3 +662,41 @@ func TestFirstMessagesRacingNumberOnce(t *testing.T) {
 		}
 	})
 }
+
+// A channel whose conversations were all opened and left empty can be
+// deleted (they are no tickets, D14), and they go with it, with the
+// visitors' identities and contacts; one real ticket keeps the channel.
+func TestDeleteChannelTakesEmptyConversations(t *testing.T) {
+	open(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		seed(t, s, "acme")
+		if _, _, err := s.OpenThread(ctx, rec("acme", "", "vis-1", "")); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.DeleteChannel(ctx, "acme", "acme-chat"); err != nil {
+			t.Fatalf("delete with an empty conversation: %v", err)
+		}
+		var tickets, idents, contacts int
+		for _, c := range []struct {
+			table string
+			n     *int
+		}{{"tickets", &tickets}, {"contact_identities", &idents}, {"contacts", &contacts}} {
+			if err := s.DB.NewRaw("SELECT count(*) FROM "+c.table+" WHERE instance_id = ?", "acme").Scan(ctx, c.n); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if tickets+idents+contacts != 0 {
+			t.Fatalf("left behind: %d tickets, %d identities, %d contacts", tickets, idents, contacts)
+		}
+
+		if err := s.CreateChannel(ctx, &store.Channel{ID: "acme-chat", InstanceID: "acme", Kind: "livechat", Name: "Chat", Enabled: true}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Ingest(ctx, rec("acme", "m1", "vis-2", "hello")); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.DeleteChannel(ctx, "acme", "acme-chat"); !errors.Is(err, store.ErrConflict) {
+			t.Fatalf("delete with a ticket: %v, want a conflict", err)
+		}
+	})
+}

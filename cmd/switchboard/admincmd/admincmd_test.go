@@ -303,7 +303,7 @@ func TestAgentTeamAndKeyCommands(t *testing.T) {
 }
 
 // TestHelpSaysWhenChangesApply: an operator reading the help learns that
-// a running node picks channel changes up on its next start.
+// running nodes pick channel changes up within 30 seconds.
 func TestHelpSaysWhenChangesApply(t *testing.T) {
 	c := newCLI(t)
 	for _, args := range [][]string{{"channel", "--help"}, {"channel", "create", "--help"}, {"channel", "update", "--help"}, {"channel", "disable", "--help"}} {
@@ -311,7 +311,7 @@ func TestHelpSaysWhenChangesApply(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		contains(t, out, "picks up", "next start")
+		contains(t, out, "pick up", "within 30 seconds")
 	}
 	cmds := admincmd.Commands(c.open, nil)
 	var names []string

@@ -38,9 +38,10 @@ type cli struct {
 }
 
 // applyNote is in the help of every command that changes channels.
-const applyNote = `Changes are written to the database directly. A running node picks up
-channel changes on its next start; to apply a change at once, use the
-admin API of the running node instead (docs/admin-api.md).`
+const applyNote = `Changes are written to the database directly. Running nodes pick up
+channel changes within 30 seconds (their periodic channel sync); to apply a
+change at once, use the admin API of a running node instead
+(docs/admin-api.md).`
 
 // group makes a top-level command with the flags its subcommands share.
 func group(use, short, long string, perInstance bool, subs ...*cobra.Command) *cobra.Command {
