@@ -74,16 +74,17 @@ func (h *Hub) syncChannels(ctx context.Context) {
 			start = append(start, ch)
 		}
 	}
-	for id, cur := range running {
-		if !want[id] {
+	restart := make(map[string]bool, len(start))
+	for _, ch := range start {
+		restart[ch.ID] = true
+	}
+	for id := range running {
+		switch {
+		case !want[id]:
 			h.log.Info("channel sync: stopping a channel disabled or deleted elsewhere", "channel", id)
 			h.stopLocked(ctx, id)
-			continue
-		}
-		for _, ch := range start {
-			if ch.ID == id && !sameChannelConfig(cur, ch) {
-				h.stopLocked(ctx, id)
-			}
+		case restart[id]:
+			h.stopLocked(ctx, id)
 		}
 	}
 	for _, ch := range start {
