@@ -35,14 +35,6 @@ func (syncConn) Send(context.Context, connectors.Outbound) (connectors.SendResul
 // node (the admin API and the sync) leave exactly one connector running.
 func TestSyncChannelsFollowsTheStore(t *testing.T) {
 	ctx := context.Background()
-	st, err := store.Open(ctx, testenv.SQLite(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	if err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
 	var mu sync.Mutex
 	var live atomic.Int64
 	builds := map[string]int{}
@@ -56,18 +48,7 @@ func TestSyncChannelsFollowsTheStore(t *testing.T) {
 		}
 		return syncConn{live: &live}, nil
 	})
-	blobs, err := blob.NewDir(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := New(Deps{Store: st, Router: memroute.New(routing.Config{}), Bus: memroute.NewBus(), Blobs: blobs, Connectors: reg}, Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.StopChannels(ctx)
-	if err := st.CreateInstance(ctx, &store.Instance{ID: "acme", Name: "Acme", TimeZone: "UTC"}); err != nil {
-		t.Fatal(err)
-	}
+	h, st := newSyncHub(t, reg)
 	running := func(id string) bool { return h.channel(id) != nil }
 	built := func(id string) int { mu.Lock(); defer mu.Unlock(); return builds[id] }
 
@@ -171,14 +152,6 @@ func (claimConn) Send(context.Context, connectors.Outbound) (connectors.SendResu
 // again once it is free, without a change of its own.
 func TestSyncChannelsFreesBeforeTaking(t *testing.T) {
 	ctx := context.Background()
-	st, err := store.Open(ctx, testenv.SQLite(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	if err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
 	var mu sync.Mutex
 	held := map[string]bool{}
 	reg := connectors.NewRegistry()
@@ -187,18 +160,7 @@ func TestSyncChannelsFreesBeforeTaking(t *testing.T) {
 		_ = json.Unmarshal(c.Settings, &s)
 		return claimConn{addr: s.Addr, mu: &mu, held: held}, nil
 	})
-	blobs, err := blob.NewDir(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := New(Deps{Store: st, Router: memroute.New(routing.Config{}), Bus: memroute.NewBus(), Blobs: blobs, Connectors: reg}, Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.StopChannels(ctx)
-	if err := st.CreateInstance(ctx, &store.Instance{ID: "acme", Name: "Acme", TimeZone: "UTC"}); err != nil {
-		t.Fatal(err)
-	}
+	h, st := newSyncHub(t, reg)
 	mk := func(id, addr string) store.Channel {
 		return store.Channel{ID: id, InstanceID: "acme", Kind: "claim", Name: id, Settings: `{"addr":"` + addr + `"}`, Enabled: true}
 	}
@@ -239,4 +201,32 @@ func TestSyncChannelsFreesBeforeTaking(t *testing.T) {
 	if h.channel("z") == nil {
 		t.Fatal("z not started once its address was free")
 	}
+}
+
+// newSyncHub returns a hub (not started) on a fresh SQLite store with the
+// instance "acme", running the connectors of reg.
+func newSyncHub(t *testing.T, reg *connectors.Registry) (*Hub, *store.Store) {
+	t.Helper()
+	ctx := context.Background()
+	st, err := store.Open(ctx, testenv.SQLite(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	blobs, err := blob.NewDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := New(Deps{Store: st, Router: memroute.New(routing.Config{}), Bus: memroute.NewBus(), Blobs: blobs, Connectors: reg}, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.StopChannels(ctx) })
+	if err := st.CreateInstance(ctx, &store.Instance{ID: "acme", Name: "Acme", TimeZone: "UTC"}); err != nil {
+		t.Fatal(err)
+	}
+	return h, st
 }
